@@ -1,0 +1,119 @@
+"""Radix-4 logarithmic FP4 gradient format (docs/numerics.md, sections 3-6).
+
+A code is 4 bits: bit 3 is the sign, bits 2..0 the exponent field ``e``. ``e = 0`` is zero;
+for ``e >= 1`` the magnitude is ``2**(s + 2*(e - 7) - phase)`` where ``s`` is the layer's
+GradScale exponent and ``phase`` the two-phase-rounding (TPR) phase.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._checks import as_float16, as_int_array, check_int
+
+E_MAX = 7
+SIGN_BIT = 0b1000
+S_MIN, S_MAX = -32, 31
+PHASES = (0, 1)
+
+
+class QuantFlags(NamedTuple):
+    """Per-element flags of :func:`quantize`."""
+
+    overflow: np.ndarray  #: saturation changed the result (|x| >= 2.5 * top level, or +-Inf)
+    invalid: np.ndarray   #: the input was NaN (the code is 0)
+
+
+class GradScaleResult(NamedTuple):
+    """What the GradScale hardware reports for one tensor."""
+
+    s: int                #: smallest integer with 2**s >= max|g| over the finite values (0 if none is non-zero)
+    nonfinite: bool       #: some value was NaN or +-Inf (ignored by the max)
+
+
+def check_scale(s):
+    return check_int("s", s, S_MIN, S_MAX)
+
+
+def check_phase(phase):
+    return check_int("phase", phase, 0, 1)
+
+
+def level_exponent(e, s, phase):
+    """log2 of the magnitude of exponent field ``e`` (1..7)."""
+    return s + 2 * (np.asarray(e) - E_MAX) - phase
+
+
+def thresholds(s, phase):
+    """The 7 rounding thresholds on |x|: |x| >= thresholds[i] means e > i.
+
+    thresholds[0] is half the smallest level (flush below it); thresholds[e] for e = 1..6 is the
+    midpoint 2.5 * level(e) between level(e) and level(e + 1) = 4 * level(e). All are exact in float64.
+    """
+    s, phase = check_scale(s), check_phase(phase)
+    smallest = 2.0 ** level_exponent(1, s, phase)
+    levels = smallest * 4.0 ** np.arange(E_MAX - 1)
+    return np.concatenate(([smallest / 2], 2.5 * levels))
+
+
+def quantize(x, s, phase):
+    """Quantize float16 gradients onto the phase-``phase`` grid of scale ``s``.
+
+    Round to the nearest level in linear value, ties away from zero; flush to code 0 below half the
+    smallest level; saturate at e = 7. Returns ``(codes, flags)`` with ``codes`` uint8 of x's shape.
+    """
+    x = as_float16("x", x)
+    limits = thresholds(s, phase)
+    mag = np.abs(x.astype(np.float64))
+    invalid = np.isnan(mag)
+    mag = np.where(invalid, 0.0, mag)
+    e = np.searchsorted(limits, mag, side="right").astype(np.uint8)
+    top_limit = 2.5 * 2.0 ** level_exponent(E_MAX, s, phase)
+    overflow = mag >= top_limit
+    sign = np.signbit(x) & (e > 0)
+    codes = np.where(sign, SIGN_BIT, 0).astype(np.uint8) | e
+    return codes, QuantFlags(overflow=overflow, invalid=invalid)
+
+
+def code_multiplier(codes, phase):
+    """Signed integer value of each code in units of 2**(s - 13): +-2**(2e - 1 - phase), 0 for e = 0.
+
+    Code 0b1000 (negative zero) is never produced by :func:`quantize`; like the hardware, it reads as 0.
+    """
+    codes = as_int_array("codes", codes, 0, 15)
+    phase = check_phase(phase)
+    e = codes & 0b111
+    magnitude = np.where(e > 0, np.left_shift(1, np.maximum(2 * e - 1 - phase, 0)), 0)
+    return np.where(codes & SIGN_BIT, -magnitude, magnitude)
+
+
+def decode(codes, s, phase):
+    """The real value of each code as float64 (exact)."""
+    s = check_scale(s)
+    return code_multiplier(codes, phase) * 2.0 ** (s - 13)
+
+
+def grad_scale_unit(g):
+    """Bit-level model of the GradScale reducer: scale of the finite values plus a non-finite flag."""
+    g = as_float16("g", g)
+    mag = np.abs(g.astype(np.float64))
+    finite = np.isfinite(mag)
+    peak = mag[finite].max(initial=0.0)
+    if peak == 0.0:
+        s = 0
+    else:
+        mantissa, exponent = np.frexp(peak)
+        s = int(exponent) - 1 if mantissa == 0.5 else int(exponent)
+    return GradScaleResult(s=s, nonfinite=bool((~finite).any()))
+
+
+def grad_scale(g):
+    """GradScale: the smallest integer s with 2**s >= max|g| (0 for an all-zero tensor).
+
+    Raises ValueError for NaN/Inf gradients (the hardware flags them instead, see grad_scale_unit).
+    """
+    result = grad_scale_unit(g)
+    if result.nonfinite:
+        bad = np.asarray(g).flat[np.flatnonzero(~np.isfinite(np.asarray(g, dtype=np.float64)))[0]]
+        raise ValueError(f"g contains a non-finite gradient ({bad}); GradScale is undefined")
+    return result.s
