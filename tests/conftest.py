@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def seed():
     """Seed for random tests: SEED=... reproduces a failure; it is printed in failure messages."""
-    return int(os.environ.get("SEED", "20201206"))
+    return int(os.environ.get("SEED") or 20201206)
 
 
 @pytest.fixture
