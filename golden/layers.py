@@ -1,0 +1,405 @@
+"""Quantized Linear and Conv2d (im2col) layers of the fourbit training step (docs/training.md).
+
+A 4-bit layer quantizes its input (PACT after a ReLU, or a fixed data quantizer for a network input)
+and its weights (SAWB) to INT4 codes and runs exactly three integer GEMMs through its GEMM backend
+(default: golden.units; the RTL array plugs in here), with the dequantization of contract item 8::
+
+    forward  Y  = gemm_int4(X, W)                              * dX_step * dW_step + bias
+    backward dX = gemm_fp4_int4(G0, 0, W.T)                    * dW_step * 2**(s - 13)
+             dW = gemm_fp4_int4(G1.T, 1, X, signed_b=False).T  * dX_step * 2**(s - 13)
+
+X and W are the INT4 codes, G0 and G1 the FP4 codes of the incoming gradient dY (cast to float16 first)
+rounded in phase 0 and phase 1 (two-phase rounding), and s its GradScale exponent. dX is skipped where
+nothing consumes it (a network input). Without a ``quant`` a layer is the FP32 reference: the same code
+with float matmuls and a ReLU instead of PACT.
+"""
+
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import fp4, int4, units
+
+FP4_UNIT_SHIFT = 13     # backward accumulators count units of 2**(s - 13)
+
+
+class NonFiniteGradient(FloatingPointError):
+    """A gradient overflowed float16 or was NaN: the run diverged."""
+
+
+class GemmBackend(Protocol):
+    """The three integer GEMMs of a 4-bit layer; the module golden.units is the reference backend.
+
+    Both return :class:`golden.units.Accumulated`; results must equal golden.units bit for bit for a
+    training run to be reproducible with another backend.
+    """
+
+    def gemm_int4(self, a, b, signed_a, width): ...
+
+    def gemm_fp4_int4(self, codes, phase, b, signed_b, width): ...
+
+
+class GemmCall(NamedTuple):
+    """One recorded backend call: function name, keyword arguments (copies) and result."""
+
+    name: str
+    args: dict
+    result: units.Accumulated
+
+
+class RecordingBackend:
+    """A backend that forwards to ``inner`` and records every call in :attr:`calls`."""
+
+    def __init__(self, inner=units):
+        self.inner = inner
+        self.calls = []
+
+    def gemm_int4(self, a, b, signed_a, width):
+        result = self.inner.gemm_int4(a, b, signed_a=signed_a, width=width)
+        self._record("gemm_int4", dict(a=a, b=b, signed_a=signed_a, width=width), result)
+        return result
+
+    def gemm_fp4_int4(self, codes, phase, b, signed_b, width):
+        result = self.inner.gemm_fp4_int4(codes, phase, b, signed_b=signed_b, width=width)
+        self._record("gemm_fp4_int4", dict(codes=codes, phase=phase, b=b, signed_b=signed_b, width=width), result)
+        return result
+
+    def _record(self, name, args, result):
+        args = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in args.items()}
+        self.calls.append(GemmCall(name, args, result))
+
+
+class Radix4Gradients:
+    """Radix-4 FP4 gradients (golden.fp4); with ``tpr`` phase 0 feeds dX and phase 1 dW, else phase 0 both."""
+
+    def __init__(self, tpr=True):
+        self.tpr = bool(tpr)
+        self.phases = (0, 1) if self.tpr else (0, 0)
+
+    def quantize(self, g16, s, phase):
+        return fp4.quantize(g16, s, phase)
+
+    def gemm(self, backend, codes, phase, b, signed_b, width=units.BWD_WIDTH):
+        return backend.gemm_fp4_int4(codes, phase, b, signed_b=signed_b, width=width)
+
+
+class DynamicScale:
+    """GradScale (contract item 5): per layer and per step, s from the tensor's max |g|."""
+
+    def __call__(self, g16, layer_name):
+        result = fp4.grad_scale_unit(g16)
+        if result.nonfinite:
+            raise NonFiniteGradient(f"the float16 gradient of layer {layer_name} has NaN or Inf values")
+        return result.s
+
+
+class FixedScale(DynamicScale):
+    """One global s for all layers and steps, set from the first gradient tensor seen (no_gradscale)."""
+
+    def __init__(self):
+        self.s = None
+
+    def __call__(self, g16, layer_name):
+        s = super().__call__(g16, layer_name)
+        if self.s is None:
+            self.s = s
+        return self.s
+
+
+@dataclass
+class Quant:
+    """How a 4-bit layer computes: GEMM backend, gradient format and scale policy (see golden.schemes)."""
+
+    backend: GemmBackend = units
+    grads: object = field(default_factory=Radix4Gradients)
+    scale: DynamicScale = field(default_factory=DynamicScale)
+
+
+class GradStats:
+    """Counts over the FP4 gradient codes of one layer, per role ("dX" and "dW" operands)."""
+
+    ROLES = ("dX", "dW")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.histogram = {role: np.zeros(16, np.int64) for role in self.ROLES}
+        self.nonzero = dict.fromkeys(self.ROLES, 0)       # non-zero float16 gradients quantized
+        self.flushed = dict.fromkeys(self.ROLES, 0)       # ... of which became code 0
+        self.fp4_overflow = dict.fromkeys(self.ROLES, 0)  # quantizer overflow flags (saturation changed a value)
+        self.acc_overflow = 0                             # saturated accumulators, all GEMMs incl. evaluation
+
+    def note_codes(self, role, g16, codes, flags):
+        histogram = np.bincount(codes.ravel(), minlength=16)
+        self.histogram[role] += histogram
+        nonzero = int(np.count_nonzero(g16))
+        self.nonzero[role] += nonzero
+        # a zero code comes from a zero or a flushed gradient; quantize never gives a non-zero code for 0
+        self.flushed[role] += nonzero - (codes.size - int(histogram[0] + histogram[fp4.SIGN_BIT]))
+        self.fp4_overflow[role] += int(np.count_nonzero(flags.overflow))
+
+    def note_acc(self, accumulated):
+        self.acc_overflow += int(np.count_nonzero(accumulated.overflow))
+
+    def as_dict(self):
+        return {"histogram": {r: h.tolist() for r, h in self.histogram.items()}, "nonzero": dict(self.nonzero),
+                "flushed": dict(self.flushed), "fp4_overflow": dict(self.fp4_overflow),
+                "acc_overflow": self.acc_overflow}
+
+
+class Identity:
+    """Input stage of an FP32 layer fed by the network input."""
+
+    quantized, needs_grad = False, False
+    params = {}
+
+    def forward(self, x):
+        return x
+
+
+class Relu:
+    """Input stage of an FP32 hidden layer: ReLU of the previous layer's output."""
+
+    quantized, needs_grad = False, True
+    params = {}
+
+    def forward(self, x):
+        self._mask = x > 0
+        return np.where(self._mask, x, 0).astype(x.dtype)
+
+    def backward(self, grad):
+        return np.where(self._mask, grad, 0).astype(grad.dtype)
+
+
+class Pact:
+    """Input stage of a 4-bit hidden layer: PACT clip to [0, alpha] and unsigned INT4 codes (contract item 2)."""
+
+    quantized, needs_grad, signed = True, True, False
+
+    def __init__(self, alpha, dtype=np.float32):
+        self.params = {"alpha": np.array(alpha, dtype)}
+
+    def forward(self, x):
+        self._x = x
+        return int4.pact(x, float(self.params["alpha"]))
+
+    def backward(self, grad):
+        grad_x, self.grad_alpha = int4.pact_backward(self._x, float(self.params["alpha"]), grad)
+        return grad_x.astype(grad.dtype)
+
+
+class DataQuantizer:
+    """Input stage of a 4-bit first layer: fixed-step INT4 codes of the network input (all4bit scheme).
+
+    Non-negative data get unsigned codes 0..15 with step max/15; signed data get codes -7..7 with the
+    SAWB step of the training set (golden.int4.sawb_alpha / 7). No gradient flows to the data.
+    """
+
+    quantized, needs_grad = True, False
+    params = {}
+
+    def __init__(self, step, signed):
+        step = float(step)
+        if not (np.isfinite(step) and step > 0):
+            raise ValueError(f"step must be finite and > 0, got {step}")
+        self.step, self.signed = step, bool(signed)
+
+    @classmethod
+    def from_data(cls, x_train):
+        x_train = np.asarray(x_train)
+        if x_train.min() < 0:
+            return cls(int4.sawb_alpha(x_train) / int4.W_CODE_MAX, signed=True)
+        return cls(float(x_train.max()) / int4.X_CODE_MAX, signed=False)
+
+    def forward(self, x):
+        if self.signed:
+            codes = np.clip(np.rint(x / self.step), -int4.W_CODE_MAX, int4.W_CODE_MAX).astype(np.int8)
+        else:
+            codes = np.clip(np.rint(x / self.step), 0, int4.X_CODE_MAX).astype(np.uint8)
+        return codes, self.step
+
+
+class _Layer:
+    """Shared forward/backward of Linear and Conv2d over the GEMM operand matrix (rows = samples or pixels)."""
+
+    def __init__(self, name, fan_in, n_out, rng, stage, quant, dtype):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+        if stage.quantized != (quant is not None):
+            raise ValueError(f"layer {name}: input stage {type(stage).__name__} does not fit quant={quant!r}")
+        self.name, self.stage, self.quant = name, stage, quant
+        self.params = {"w": (rng.standard_normal((fan_in, n_out)) * np.sqrt(2.0 / fan_in)).astype(dtype),
+                       "b": np.zeros(n_out, dtype), **stage.params}
+        self.grads = {}
+        self.stats = GradStats() if quant is not None else None
+
+    def forward(self, x):
+        """Output of the layer for input ``x`` (pre-activation of the previous layer, or the data)."""
+        self._in_shape = x.shape
+        w, b = self.params["w"], self.params["b"]
+        if self.quant is None:
+            self._a = self._to_matrix(self.stage.forward(x))
+            return self._from_matrix(self._a @ w + b)
+        x_codes, self._x_step = self.stage.forward(x)
+        self._x_codes = self._to_matrix(x_codes)
+        self._w_codes, self._w_step = int4.sawb(w)
+        acc = self.quant.backend.gemm_int4(self._x_codes, self._w_codes, signed_a=self.stage.signed,
+                                           width=units.FWD_WIDTH)
+        self.stats.note_acc(acc)
+        return self._from_matrix((acc.acc * (self._x_step * self._w_step)).astype(w.dtype) + b)
+
+    def backward(self, grad_y):
+        """Fill :attr:`grads` from dL/dY; return dL/dx for the input of :meth:`forward` (None for data)."""
+        grad_y = self._to_rows(grad_y)
+        if self.quant is None:
+            self.grads["w"] = self._a.T @ grad_y
+            self.grads["b"] = grad_y.sum(axis=0)
+            grad_a = grad_y @ self.params["w"].T if self.stage.needs_grad else None
+        else:
+            grad_a = self._quantized_backward(grad_y)
+        if grad_a is None:
+            return None
+        grad_x = self.stage.backward(self._from_matrix_grad(grad_a).reshape(self._in_shape))
+        if "alpha" in self.params:
+            self.grads["alpha"] = np.array(self.stage.grad_alpha, self.params["alpha"].dtype)
+        return grad_x
+
+    def _quantized_backward(self, grad_y):
+        quant, dtype = self.quant, grad_y.dtype
+        with np.errstate(over="ignore"):
+            g16 = grad_y.astype(np.float16)
+        s = quant.scale(g16, self.name)
+        unit = 2.0 ** (s - FP4_UNIT_SHIFT)
+        phase_dx, phase_dw = quant.grads.phases
+        grad_a = None
+        if self.stage.needs_grad:
+            codes, flags = quant.grads.quantize(g16, s, phase_dx)
+            self.stats.note_codes("dX", g16, codes, flags)
+            acc = quant.grads.gemm(quant.backend, codes, phase_dx, self._w_codes.T, signed_b=True)
+            self.stats.note_acc(acc)
+            grad_a = (acc.acc * (self._w_step * unit)).astype(dtype)
+        codes, flags = quant.grads.quantize(g16, s, phase_dw)
+        self.stats.note_codes("dW", g16, codes, flags)
+        acc = quant.grads.gemm(quant.backend, codes.T, phase_dw, self._x_codes, signed_b=self.stage.signed)
+        self.stats.note_acc(acc)
+        self.grads["w"] = (acc.acc.T * (self._x_step * unit)).astype(dtype)
+        self.grads["b"] = g16.astype(dtype).sum(axis=0)
+        return grad_a
+
+
+def _int_pair(name, value):
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+class Linear(_Layer):
+    """Fully connected layer; inputs of any shape (N, ...) are flattened to (N, n_in).
+
+    Parameters
+    ----------
+    name : str
+        Layer name used in messages and statistics.
+    n_in, n_out : int
+        Input and output features; ``w`` has shape (n_in, n_out), ``b`` shape (n_out,).
+    rng : numpy.random.Generator
+        Source of the He-normal initial weights.
+    stage : Identity | Relu | Pact | DataQuantizer
+        What is applied to the input first (Pact/DataQuantizer for a 4-bit layer).
+    quant : Quant or None
+        4-bit computation settings; None for an FP32 layer.
+    dtype : numpy dtype
+        Dtype of the master weights and activations (float32; float64 for gradient checks).
+    """
+
+    def __init__(self, name, n_in, n_out, rng, stage, quant=None, dtype=np.float32):
+        for arg, v in (("n_in", n_in), ("n_out", n_out)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{arg} must be a positive int, got {v!r}")
+        self.n_in = n_in
+        super().__init__(name, n_in, n_out, rng, stage, quant, dtype)
+
+    def _to_matrix(self, a):
+        a = a.reshape(a.shape[0], -1)
+        if a.shape[1] != self.n_in:
+            raise ValueError(f"layer {self.name} expects {self.n_in} input features, got input shape {self._in_shape}")
+        return a
+
+    def _from_matrix(self, y):
+        return y
+
+    def _to_rows(self, grad_y):
+        return grad_y
+
+    def _from_matrix_grad(self, grad_a):
+        return grad_a
+
+
+def im2col(x, kernel, stride, padding):
+    """(N, C, H, W) -> (N*OH*OW, C*kh*kw) patch matrix, columns ordered (c, i, j); zero padding."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    n, c, oh, ow = windows.shape[:4]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im(cols, x_shape, kernel, stride, padding):
+    """Adjoint of :func:`im2col`: sum each patch gradient back onto the (N, C, H, W) input."""
+    (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = x_shape, kernel, stride, padding
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    patches = cols.reshape(n, oh, ow, c, kh, kw)
+    grad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            grad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += patches[..., i, j].transpose(0, 3, 1, 2)
+    return grad[:, :, ph:ph + h, pw:pw + w]
+
+
+class Conv2d(_Layer):
+    """2-D convolution (cross-correlation) as im2col followed by the layer GEMM; NCHW tensors.
+
+    Parameters are those of :class:`Linear` with ``c_in``/``c_out`` channels and ``kernel``, ``stride``,
+    ``padding`` (int or (h, w) pair). ``w`` is the GEMM matrix of shape (c_in*kh*kw, c_out), rows
+    ordered (c, i, j) like the :func:`im2col` columns.
+    """
+
+    def __init__(self, name, c_in, c_out, kernel, rng, stage, quant=None, stride=1, padding=0, dtype=np.float32):
+        for arg, v in (("c_in", c_in), ("c_out", c_out)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{arg} must be a positive int, got {v!r}")
+        self.c_in, self.c_out = c_in, c_out
+        self.kernel, self.stride = _int_pair("kernel", kernel), _int_pair("stride", stride)
+        self.padding = _int_pair("padding", padding)
+        if min(self.kernel + self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"kernel and stride must be >= 1 and padding >= 0, got kernel={kernel!r}, "
+                             f"stride={stride!r}, padding={padding!r}")
+        super().__init__(name, c_in * self.kernel[0] * self.kernel[1], c_out, rng, stage, quant, dtype)
+
+    def output_shape(self, in_hw):
+        """(OH, OW) for an input of spatial size ``in_hw``."""
+        return tuple((size + 2 * p - k) // st + 1
+                     for size, k, st, p in zip(in_hw, self.kernel, self.stride, self.padding))
+
+    def _to_matrix(self, a):
+        if a.ndim != 4 or a.shape[1] != self.c_in:
+            raise ValueError(f"layer {self.name} expects input (N, {self.c_in}, H, W), got shape {a.shape}")
+        if min(self.output_shape(a.shape[2:])) < 1:
+            raise ValueError(f"layer {self.name}: input {a.shape} is smaller than the kernel {self.kernel}")
+        self._out_hw = self.output_shape(a.shape[2:])
+        return im2col(a, self.kernel, self.stride, self.padding)
+
+    def _from_matrix(self, y):
+        oh, ow = self._out_hw
+        return y.reshape(self._in_shape[0], oh, ow, self.c_out).transpose(0, 3, 1, 2)
+
+    def _to_rows(self, grad_y):
+        return grad_y.transpose(0, 2, 3, 1).reshape(-1, self.c_out)
+
+    def _from_matrix_grad(self, grad_a):
+        return col2im(grad_a, self._in_shape, self.kernel, self.stride, self.padding)
