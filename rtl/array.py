@@ -1,0 +1,237 @@
+"""The training array: an R x C output-stationary systolic array for the three GEMMs of a 4-bit step.
+
+docs/architecture.md describes the dataflow, the ports and the timing; golden/tiling.py is the
+bit-exact model of what the array emits.
+"""
+
+from amaranth import EnableInserter, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from golden.fp4 import S_MAX
+from golden.tiling import K_MAX, SIZE_MAX, SIZE_MIN, Mode
+from golden.units import BWD_WIDTH, FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
+
+from .params import check_int
+from .pe import ProcessingElement
+
+SCALE_SHAPE = signed(S_MAX.bit_length() + 1)  # the scale exponent range -32..31
+CommandLayout = data.StructLayout({"mode": 2, "k": K_MAX.bit_length(), "s": SCALE_SHAPE})
+_TileLayout = data.StructLayout({"mode": 2, "s": SCALE_SHAPE})   # what the output beats carry
+_BeatControl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+
+
+def output_layout(rows, cols, width):
+    """One output beat: a row of ``cols`` accumulators with flags, its row index and tile metadata."""
+    return data.StructLayout({
+        "acc": data.ArrayLayout(signed(width), cols),
+        "overflow": data.ArrayLayout(1, cols),
+        "row": range(rows),
+        "last": 1,
+        "mode": 2,
+        "s": SCALE_SHAPE,
+    })
+
+
+class TrainingArray(wiring.Component):
+    """R x C processing elements computing one output tile per command, FWD / BWD_DATA / BWD_WEIGHT.
+
+    A command ``(mode, k, s)`` on ``cmd`` stays valid while its K operand beats are taken; beat t
+    is column t of the tile's A block on ``a`` together with row t of its B block on ``b`` (both
+    streams are taken in the same cycle). The command is consumed with the tile's last beat. R + C
+    + 2 cycles after that beat, the tile's R result rows leave on ``o`` in order (row 0 first),
+    while the next tile accumulates. K is accumulated in ascending order. golden.tiling models
+    the numerics and the beat order; docs/architecture.md the timing.
+
+    Operand lanes are raw 4-bit codes: for FWD, A = activation codes 0..15 and B = weight codes
+    -8..7 (two's complement; -8 is legal and multiplies exactly); for BWD_DATA, A = FP4 codes of
+    dY (phase 0, code 0b1000 reads as 0) and B = weight codes -8..7; for BWD_WEIGHT, A = FP4 codes
+    of dY^T (phase 1) and B = activation codes 0..15 (the array computes dW^T = dY^T . X).
+
+    Flow control and bad input:
+
+    * Input gaps become bubbles; only output back-pressure (``o.valid`` and not ``o.ready``)
+      stalls the whole array, in lockstep.
+    * A command with K = 0 or mode 3 is consumed at once, takes no beats, produces no output and
+      sets the sticky ``error`` flag (cleared by reset only).
+    * A command whose mode differs from the mode of the tiles still accumulating waits (no beat is
+      taken) until those tiles have left the PEs.
+    * The last beat of a tile is taken at least R + C - 1 cycles after the last beat of the
+      previous tile, so that a tile's results never overtake the previous tile's drain.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array size R, C (2..32).
+    fwd_width, bwd_width : int
+        Accumulator widths (8..64) of FWD and of the backward modes.
+
+    Members
+    -------
+    cmd : In(stream.Signature(CommandLayout))
+        ``mode`` (a :class:`golden.tiling.Mode`), ``k`` (1..65535 beats), ``s`` (scale exponent,
+        copied to the output beats). Must stay unchanged until consumed.
+    a : In(stream.Signature(data.ArrayLayout(4, rows)))
+        Lane i: A[i, k] of the current beat.
+    b : In(stream.Signature(data.ArrayLayout(4, cols)))
+        Lane j: B[k, j] of the current beat.
+    o : Out(stream.Signature(output_layout(rows, cols, W)))
+        ``acc[j]``, ``overflow[j]`` of output row ``row`` (``last`` on row R - 1); ``mode`` and
+        ``s`` of its tile. W = max(fwd_width, bwd_width); FWD values are sign-extended.
+    error : Out(1)
+        Sticky: a command with K = 0 or mode 3 was dropped.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a parameter that is not an int in its range.
+    """
+
+    #: The latency depends on the size: see the ``latency`` attribute of an instance.
+    LATENCY = None
+
+    def __init__(self, rows=8, cols=8, fwd_width=FWD_WIDTH, bwd_width=BWD_WIDTH):
+        self.rows = check_int("rows", rows, SIZE_MIN, SIZE_MAX)
+        self.cols = check_int("cols", cols, SIZE_MIN, SIZE_MAX)
+        self._pe_params = {
+            "fwd_width": check_int("fwd_width", fwd_width, WIDTH_MIN, WIDTH_MAX),
+            "bwd_width": check_int("bwd_width", bwd_width, WIDTH_MIN, WIDTH_MAX),
+        }
+        self.width = max(fwd_width, bwd_width)
+        #: Cycles from taking the last beat of a tile to its first output row (without stalls).
+        self.latency = rows + cols + 2
+        #: Minimum distance in cycles between the last beats of consecutive tiles.
+        self.tile_period = rows + cols - 1
+        super().__init__({
+            "cmd": In(stream.Signature(CommandLayout)),
+            "a": In(stream.Signature(data.ArrayLayout(4, rows))),
+            "b": In(stream.Signature(data.ArrayLayout(4, cols))),
+            "o": Out(stream.Signature(output_layout(rows, cols, self.width))),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        rows, cols = self.rows, self.cols
+        m = Module()
+        # Every register of the array advances together; the metadata queue is written and read
+        # only in advancing cycles, so it needs no enable of its own.
+        core = Module()
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+        m.submodules.core = EnableInserter(advance)(core)
+        # (mode, s) of each tile from its last beat until its drain starts; at most 2 are pending.
+        m.submodules.meta = meta = SyncFIFO(width=_TileLayout.size, depth=2)
+
+        # Command and beat intake.
+        cmd = self.cmd.payload
+        bad = (cmd.k == 0) | (cmd.mode == 3)  # 3 is the only 2-bit value that is not a Mode
+        taken = Signal(len(cmd.k))
+        cooldown = Signal(range(self.tile_period))
+        mode = Signal(2)
+        first, last = taken == 0, taken == cmd.k - 1
+        can_take = (advance & self.cmd.valid & ~bad & ((cmd.mode == mode) | (meta.level == 0))
+                    & (~last | (cooldown == 0)))
+        take = can_take & self.a.valid & self.b.valid
+        pending = data.View(_TileLayout, meta.w_data)
+        m.d.comb += [
+            self.a.ready.eq(can_take & self.b.valid),
+            self.b.ready.eq(can_take & self.a.valid),
+            self.cmd.ready.eq(advance & (bad | (take & last))),
+            meta.w_en.eq(take & last),
+            pending.mode.eq(cmd.mode),
+            pending.s.eq(cmd.s),
+        ]
+        with core.If(take):
+            core.d.sync += [taken.eq(Mux(last, 0, taken + 1)), mode.eq(cmd.mode)]
+        with core.If(take & last):
+            core.d.sync += cooldown.eq(self.tile_period - 1)
+        with core.Elif(cooldown != 0):
+            core.d.sync += cooldown.eq(cooldown - 1)
+        with core.If(self.cmd.valid & bad):
+            core.d.sync += self.error.eq(1)
+
+        # Control travels along the anti-diagonals: ctrl[d] reaches the PEs at distance d from
+        # the first PE (row R-1, column 0) one cycle after the operands of the same beat.
+        ctrl = [Signal(_BeatControl, name=f"ctrl{d}") for d in range(rows + cols + 1)]
+        core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(take & last)]
+        core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
+
+        # Operand skew: A lane i is delayed R - i cycles, B lane j is delayed j + 1 cycles.
+        a_lanes = [self._delay(core, self.a.payload[i], rows - i, f"a{i}_") for i in range(rows)]
+        b_lanes = [self._delay(core, self.b.payload[j], j + 1, f"b{j}_") for j in range(cols)]
+
+        # Drain: holding[i] marks shadow row i as still holding the draining tile.
+        holding = Signal(rows)
+        row = Signal(range(rows))
+        tile = Signal(_TileLayout)
+        start = ctrl[rows + cols].last  # the last PE (row 0, column C-1) captures
+        m.d.comb += meta.r_en.eq(start & advance)
+        with core.If(start):
+            core.d.sync += [holding.eq(-1), row.eq(0), tile.eq(meta.r_data)]
+        with core.Elif(holding[0]):
+            core.d.sync += [holding.eq(holding >> 1), row.eq(row + 1)]
+
+        fwd, signed_b, phase = mode == Mode.FWD, mode != Mode.BWD_WEIGHT, mode == Mode.BWD_WEIGHT
+        pes = [[ProcessingElement(**self._pe_params) for _ in range(cols)] for _ in range(rows)]
+        for i in range(rows):
+            for j in range(cols):
+                pe = pes[i][j]
+                core.submodules[f"pe_{i}_{j}"] = pe
+                distance = rows - 1 - i + j
+                core.d.comb += [
+                    pe.a.eq(a_lanes[i] if j == 0 else pes[i][j - 1].a_out),
+                    pe.b.eq(b_lanes[j] if i == rows - 1 else pes[i + 1][j].b_out),
+                    pe.fwd.eq(fwd),
+                    pe.signed_b.eq(signed_b),
+                    pe.phase.eq(phase),
+                    pe.valid.eq(ctrl[distance + 1].valid),
+                    pe.first.eq(ctrl[distance + 1].first),
+                    pe.capture.eq(ctrl[distance + 2].last),
+                    pe.shift.eq(holding[i]),
+                ]
+                if i < rows - 1:
+                    core.d.comb += pe.shift_in.eq(pes[i + 1][j].shadow)
+
+        fwd_out = tile.mode == Mode.FWD
+        m.d.comb += [
+            self.o.valid.eq(holding[0]),
+            self.o.payload.row.eq(row),
+            self.o.payload.last.eq(~holding[1]),
+            self.o.payload.mode.eq(tile.mode),
+            self.o.payload.s.eq(tile.s),
+        ]
+        for j, pe in enumerate(pes[0]):
+            m.d.comb += [
+                self.o.payload.acc[j].eq(Mux(fwd_out, pe.shadow.acc >> pe.fwd_scale, pe.shadow.acc >> pe.bwd_scale)),
+                self.o.payload.overflow[j].eq(pe.shadow.overflow),
+            ]
+        return m
+
+    def timing(self, commands):
+        """Cycle numbers for a host that never stalls, per tile: (first beat, last beat, first output row).
+
+        ``commands`` are the ``(mode, k)`` of valid commands, the first presented with its beats
+        in cycle 0; ``o.ready`` is always high. Row r of a tile leaves in cycle first output row + r.
+        """
+        result = []
+        for index, (mode, k) in enumerate(commands):
+            if index == 0:
+                first, last = 0, k - 1
+            else:
+                prev_mode, (_, prev_last, _) = commands[index - 1][0], result[-1]
+                first = prev_last + (1 if mode == prev_mode else self.latency)
+                last = max(first + k - 1, prev_last + self.tile_period)
+                if k == 1:  # only a tile's last beat waits for the tile period
+                    first = last
+            result.append((first, last, last + self.latency))
+        return result
+
+    @staticmethod
+    def _delay(module, value, cycles, prefix):
+        """``value`` delayed by ``cycles`` registers of ``module``'s sync domain."""
+        for stage in range(cycles):
+            delayed = Signal(len(value), name=f"{prefix}{stage}")
+            module.d.sync += delayed.eq(value)
+            value = delayed
+        return value

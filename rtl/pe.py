@@ -1,0 +1,122 @@
+"""Processing element of the training array: one INT4 x INT4 or FP4 x INT4 MAC per cycle, plus a shadow."""
+
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.units import BWD_WIDTH, FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
+
+from .accumulator import SaturatingAccumulator
+from .params import check_int
+
+
+def shadow_layout(width):
+    """A finished sum: ``acc`` (scaled, see :class:`ProcessingElement`) and its sticky ``overflow``."""
+    return data.StructLayout({"acc": signed(width), "overflow": 1})
+
+
+class ProcessingElement(wiring.Component):
+    """One output of an output-stationary array: a 3-mode MAC, systolic operand registers, a shadow.
+
+    Products: ``a * b`` (INT4 x INT4, ``a`` unsigned, ``b`` signed) when ``fwd``; otherwise
+    ``+-(b << (2*exp - 1 - phase))`` with ``a`` an FP4 code (``exp`` = bits 2..0, sign = bit 3;
+    0 when ``exp == 0``) and ``b`` signed or unsigned by ``signed_b``. The product is registered,
+    then added by a :class:`rtl.accumulator.SaturatingAccumulator` of width
+    W = max(fwd_width, bwd_width).
+
+    One physical accumulator serves both widths: a mode of width w < W adds its products
+    scaled by 2**(W - w). The W-bit clamp then acts exactly like the w-bit clamp of the unscaled
+    sum (every clamp to the upper limit leaves 2**(W - w) - 1 in the low bits, every clamp to the
+    lower limit 0), so ``shadow.acc >> (W - w)`` is the w-bit saturated sum and ``overflow`` its flag.
+    The array descales at its output.
+
+    Timing: operands on ``a``/``b`` in cycle t give the product in t + 1; ``valid``/``first`` of
+    that term are presented in t + 1, the sum is visible to ``capture`` in t + 2 and in ``shadow``
+    from t + 3.
+
+    Parameters
+    ----------
+    fwd_width, bwd_width : int
+        Accumulator widths (8..64) of the forward and of the backward modes.
+
+    Members
+    -------
+    a : In(4)
+        Operand A: activation code 0..15 (``fwd``) or FP4 code.
+    b : In(4)
+        Operand B: two's complement -8..7 (``fwd`` or ``signed_b``), else unsigned 0..15.
+    fwd, signed_b, phase : In(1)
+        Mode: INT4 x INT4 product and ``fwd_width`` limits when ``fwd``; otherwise FP4 x INT4 with
+        TPR phase ``phase`` and ``bwd_width`` limits. Held constant while terms are in flight.
+    valid : In(1)
+        Add the product of the previous cycle's operands to the sum.
+    first : In(1)
+        Start a new sum: the previous sum and overflow are dropped, so with ``valid`` the product is
+        the new sum's first term.
+    capture : In(1)
+        Copy the running sum and its overflow flag into ``shadow``.
+    shift : In(1)
+        Load ``shadow`` from ``shift_in`` (when not capturing): the output shift chain.
+    shift_in : In(shadow_layout(W))
+        The neighbour's ``shadow`` in the shift chain.
+    a_out, b_out : Out(4)
+        ``a`` and ``b`` delayed by one cycle, for the next PE of the row and of the column.
+    shadow : Out(shadow_layout(W))
+        A finished sum (scaled) waiting to be shifted out.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a width that is not an int in 8..64.
+    """
+
+    def __init__(self, fwd_width=FWD_WIDTH, bwd_width=BWD_WIDTH):
+        self.fwd_width = check_int("fwd_width", fwd_width, WIDTH_MIN, WIDTH_MAX)
+        self.bwd_width = check_int("bwd_width", bwd_width, WIDTH_MIN, WIDTH_MAX)
+        self.width = max(fwd_width, bwd_width)
+        self.fwd_scale = self.width - fwd_width
+        self.bwd_scale = self.width - bwd_width
+        # |INT4 x INT4| <= 120 fits signed(8); |b << 13| <= 15 * 2**13 fits signed(18).
+        self.product_shape = signed(max(8 + self.fwd_scale, 18 + self.bwd_scale))
+        layout = shadow_layout(self.width)
+        super().__init__({
+            "a": In(4),
+            "b": In(4),
+            "fwd": In(1),
+            "signed_b": In(1),
+            "phase": In(1),
+            "valid": In(1),
+            "first": In(1),
+            "capture": In(1),
+            "shift": In(1),
+            "shift_in": In(layout),
+            "a_out": Out(4),
+            "b_out": Out(4),
+            "shadow": Out(layout),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += [self.a_out.eq(self.a), self.b_out.eq(self.b)]
+
+        int4_product = self.a * self.b.as_signed()
+        b = Mux(self.signed_b, self.b.as_signed(), self.b)
+        exp, sign = self.a[:3], self.a[3]
+        # Sign and zero applied to the 4-bit operand before the shift take fewer LUTs than on the product.
+        fp4_operand = Mux(exp == 0, 0, Mux(sign, -b, b))
+        # For exp >= 1: 2*exp - 1 - phase == 2*(exp - 1) + (1 - phase).
+        fp4_product = fp4_operand << Cat(~self.phase, (exp - 1)[:3])
+        product = Signal(self.product_shape)
+        m.d.sync += product.eq(Mux(self.fwd, int4_product << self.fwd_scale, fp4_product << self.bwd_scale))
+
+        m.submodules.accumulator = accumulator = SaturatingAccumulator(self.width, self.product_shape)
+        m.d.comb += [
+            accumulator.term.eq(product),
+            accumulator.valid.eq(self.valid),
+            accumulator.clear.eq(self.first),
+        ]
+        with m.If(self.capture):
+            m.d.sync += [self.shadow.acc.eq(accumulator.acc), self.shadow.overflow.eq(accumulator.overflow)]
+        with m.Elif(self.shift):
+            m.d.sync += self.shadow.eq(self.shift_in)
+        return m

@@ -1,0 +1,110 @@
+"""amaranth.sim helpers shared by the unit tests: running testbenches and driving streams."""
+
+from amaranth import Cat, Elaboratable, Module, Signal
+from amaranth.sim import Simulator
+
+CLOCK_PERIOD = 1e-6
+
+
+def simulate(dut, *testbenches, vcd_file=None):
+    """Run async ``testbenches`` against ``dut`` on a ``sync`` clock until they all return."""
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK_PERIOD)
+    for testbench in testbenches:
+        sim.add_testbench(testbench)
+    if vcd_file is None:
+        sim.run()
+    else:
+        with sim.write_vcd(vcd_file):
+            sim.run()
+
+
+async def stream_put(ctx, stream, payload):
+    """Offer ``payload`` on ``stream`` until the receiver takes it.
+
+    An ``int`` payload is the raw bit pattern, also for a payload with a data layout.
+    """
+    target = stream.payload
+    if isinstance(payload, int) and hasattr(target, "as_value"):
+        target = target.as_value()
+    ctx.set(stream.valid, 1)
+    ctx.set(target, payload)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+class Lanes(Elaboratable):
+    """Independent copies of one streaming unit, simulated side by side to amortise testbench cost.
+
+    Every testbench ``ctx.set`` settles the whole design, so the inputs of all lanes are driven
+    from one wide ``stimulus`` signal (per lane: payload bits, then ``i.valid``) and every ``o.ready``
+    is held high; ``observed`` concatenates, per lane, ``i.valid``, ``i.ready``, ``o.valid``
+    and the output payload bits.
+    """
+
+    def __init__(self, make_unit, count):
+        self.units = [make_unit() for _ in range(count)]
+        self.in_width = len(self.units[0].i.payload.as_value())
+        self.out_width = len(self.units[0].o.payload.as_value())
+        self.stimulus = Signal(count * (self.in_width + 1))
+        self.observed = Signal(count * (self.out_width + 3))
+
+    def elaborate(self, platform):
+        m = Module()
+        step = self.in_width + 1
+        m.d.comb += self.observed.eq(Cat(*(
+            Cat(unit.i.valid, unit.i.ready, unit.o.valid, unit.o.payload.as_value()) for unit in self.units)))
+        for index, unit in enumerate(self.units):
+            m.submodules[f"lane{index}"] = unit
+            lane = self.stimulus[index * step:(index + 1) * step]
+            m.d.comb += [
+                unit.i.payload.as_value().eq(lane[:self.in_width]),
+                unit.i.valid.eq(lane[self.in_width]),
+                unit.o.ready.eq(1),
+            ]
+        return m
+
+
+def stream_lanes(make_unit, lanes, drain_cycles=8):
+    """Push raw payloads through one unit per lane, one per lane per cycle, ``o.ready`` held high.
+
+    Parameters
+    ----------
+    make_unit : callable
+        Returns a component with ``i`` and ``o`` stream members.
+    lanes : list of sequences of int
+        The raw ``i.payload`` bits for each lane, in order.
+    drain_cycles : int
+        Cycles to keep running after the last input was accepted.
+
+    Returns
+    -------
+    list of lists of int
+        The raw ``o.payload`` bits each lane produced, in order.
+    """
+    harness = Lanes(make_unit, len(lanes))
+    lanes = [[int(value) for value in values] for values in lanes]
+    outputs = [[] for _ in lanes]
+    in_step, out_step = harness.in_width + 1, harness.out_width + 3
+    valid_bit = 1 << harness.in_width
+    out_mask = (1 << harness.out_width) - 1
+
+    async def testbench(ctx):
+        sent = [0] * len(lanes)
+        idle = 0
+        while idle < drain_cycles:
+            stimulus = 0
+            for index, (values, count) in enumerate(zip(lanes, sent)):
+                if count < len(values):
+                    stimulus |= (values[count] | valid_bit) << (index * in_step)
+            ctx.set(harness.stimulus, stimulus)
+            _, _, observed = await ctx.tick().sample(harness.observed)
+            for index in range(len(lanes)):
+                lane = observed >> (index * out_step)
+                sent[index] += (lane & 0b11) == 0b11
+                if lane & 0b100:
+                    outputs[index].append((lane >> 3) & out_mask)
+            idle = idle + 1 if sent == [len(values) for values in lanes] else 0
+
+    simulate(harness, testbench)
+    return outputs
