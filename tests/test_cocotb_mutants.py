@@ -1,0 +1,51 @@
+"""The benches can fail: deliberately broken variants of the units must be caught, with a report
+that names the seed, the first differing vector, its inputs, expected and actual values."""
+
+import pytest
+
+from testbench import runner
+
+SEED = 7
+
+
+def _assert_caught(result):
+    assert not result.passed, f"the bench passed a broken unit:\n{result.report()}"
+    assert result.mismatches > 0
+    report = result.report()
+    for part in (f"seed {SEED}", "first at", "expected", "actual", "inputs:", f"SEED={SEED}"):
+        assert part in report, f"{part!r} missing from the failure report: {report}"
+
+
+def ties_toward_zero(verilog):
+    """Radix4Quantizer mutant: a value at (or up to 1.5x) a midpoint 2.5 * level rounds down.
+
+    The quantizer rounds up when the two significand bits below the leading one are not both 0
+    (``hi = frac != 0``, Verilog ``| frac``); keeping only the upper bit sends ties (and values
+    just above them) toward zero.
+    """
+    site = "= | frac;"
+    if verilog.count(site) != 1:
+        raise AssertionError(f"mutation site {site!r} found {verilog.count(site)} times in the generated "
+                             "Verilog; update this mutant to the current rtl/radix4_quantizer.py")
+    return verilog.replace(site, "= frac[1];")
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", runner.SIMULATORS)
+def test_flipped_signedness_is_caught(sim):
+    """Int4Mac built with signed A, bench told it is unsigned: products with a >= 8 differ."""
+    mutant = runner.Mutant("told_unsigned", bench_params={"signed_a": False})
+    target = runner.Target(sim, "int4_mac", {"width": 8, "signed_a": True}, mutant)
+    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="random_stream"))
+
+
+@pytest.mark.cocotb
+def test_tie_rounded_toward_zero_is_caught():
+    target = runner.Target("icarus", "radix4_quantizer", {}, runner.Mutant("ties_toward_zero", ties_toward_zero))
+    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="corners"))
+
+
+def test_mutant_that_changes_nothing_is_refused():
+    target = runner.Target("icarus", "grad_scale", {}, runner.Mutant("identity", lambda text: text))
+    with pytest.raises(ValueError, match="identity"):
+        runner.run(target, level="quick", seed=SEED)
