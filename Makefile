@@ -1,7 +1,7 @@
 # fourbit: `make` runs the main flow, `make test` the test suite. Both bootstrap what they need.
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fourbit-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -9,11 +9,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Options (see README): SIM, UNIT, SEED, WAVES, LONG, BOARD, FAST
 export SIM UNIT SEED WAVES LONG BOARD FAST
 
-PYTEST_MARK := $(if $(LONG),,-m "not slow")
+PYTEST_MARK := $(if $(filter-out 0,$(LONG)),,-m "not slow")
+FAST_ON := $(filter-out 0,$(FAST))
 
-.PHONY: all test selfcheck tools verilog sim synth train train-quick array-bench clean
+.PHONY: all test selfcheck tools verilog sim synth train train-quick flow-train array-bench report clean
 
-all: selfcheck train-quick
+# The main flow; FAST=1 runs the quick regression, the quick synthesis and no training.
+all: tools
+	@$(MAKE) --no-print-directory selfcheck
+	@$(MAKE) --no-print-directory verilog
+	@$(MAKE) --no-print-directory sim
+	@$(MAKE) --no-print-directory synth
+	@$(MAKE) --no-print-directory flow-train
+	@$(MAKE) --no-print-directory report
 
 # $(call stage,name,command): a banner, the command, its wall time in build/stages/<name>.json;
 # a failing stage stops the flow with its name (the results of earlier stages stay in build/).
@@ -50,16 +58,27 @@ verilog: $(STAMP)
 	$(call stage,verilog,Verilog of every unit and the default array into build/verilog,$(PY) -m rtl)
 
 sim: tools
-	$(call stage,sim,cocotb regression against the golden model (SIM=$(or $(SIM),all) UNIT=$(or $(UNIT),all)),$(PY) -m testbench)
+	$(call stage,sim,cocotb regression against the golden model (SIM=$(or $(SIM),all) UNIT=$(or $(UNIT),all)),\
+	  $(PY) -m testbench $(if $(FAST_ON),--quick) && { [ -n "$(UNIT)" ] || $(PY) -m rtl.array_bench; })
 
 synth: $(STAMP)
-	$(call stage,synth,Yosys + nextpnr for ECP5 and iCE40 into build/synth,$(PY) -m synth $(SYNTH_ARGS))
+	$(call stage,synth,Yosys + nextpnr for ECP5 and iCE40 into build/synth,$(PY) -m synth $(if $(FAST_ON),--quick) $(SYNTH_ARGS))
 
 train: $(STAMP)
 	$(call stage,train,the accuracy table into build/train,$(PY) -m golden.table)
 
 train-quick: $(STAMP)
 	$(call stage,train,fourbit vs FP32 on digits into build/train/quick,$(PY) -m golden.table --quick)
+
+flow-train: $(STAMP)
+ifeq ($(FAST_ON),)
+	@$(MAKE) --no-print-directory train-quick
+else
+	@echo "== fourbit [train] skipped (FAST=1)"
+endif
+
+report: $(STAMP)
+	$(call stage,report,build/report.md and build/report.html,$(PY) -m synth.project_report)
 
 array-bench: $(STAMP)
 	$(call stage,array-bench,utilization of the 8x8 array into build/sim,$(PY) -m rtl.array_bench)

@@ -1,0 +1,387 @@
+"""The project report of ``make``: build/report.md and build/report.html from every stage's results.
+
+``python -m synth.project_report [--build DIR]`` reads what the stages wrote (build/stages/*.json,
+build/verilog/manifest.json, build/sim/summary.json, build/sim/train_steps.json,
+build/sim/array_utilization.json, build/synth/report.json, build/train/results.json or its quick
+version) and writes one Markdown report and one self-contained HTML page (images inlined), then
+prints the key figures. A stage that has not run yet is listed as missing with the command that
+produces it; the report never invents a figure.
+"""
+
+import argparse
+import base64
+import datetime
+import html
+import json
+import os
+import platform
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STAGES = ("selfcheck", "verilog", "sim", "synth", "train")
+SIM_LEVELS = ("long", "full", "quick")      # the report shows the most thorough level on record
+
+
+@dataclass
+class Table:
+    header: list
+    rows: list
+    align: str = ""         # one character per column: "l" or "r" (default "l" for the first column)
+
+    def alignment(self):
+        return self.align or "l" + "r" * (len(self.header) - 1)
+
+
+@dataclass
+class Section:
+    title: str
+    paragraphs: list = field(default_factory=list)
+    tables: list = field(default_factory=list)
+    images: list = field(default_factory=list)      # (caption, Path)
+    missing: str | None = None                         # the command that produces this section
+
+
+def _load(path):
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _num(value, digits=1):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _si(value, unit=""):
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".rstrip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections, one per stage
+
+
+def stages_section(build):
+    times = {p.stem: _load(p)["seconds"] for p in sorted((build / "stages").glob("*.json"))}
+    section = Section("Stages", ["Wall time of each stage of the last run of that stage on this machine "
+                                 f"({os.cpu_count()} cores)."])
+    if not times:
+        section.missing = "make"
+        return section, {}
+    ordered = [s for s in STAGES if s in times] + sorted(set(times) - set(STAGES))
+    section.tables.append(Table(["stage", "wall seconds"], [[s, _num(times[s])] for s in ordered]))
+    return section, times
+
+
+def verilog_section(build):
+    manifest = _load(build / "verilog" / "manifest.json")
+    section = Section("Generated Verilog")
+    if manifest is None:
+        section.missing = "make verilog"
+        return section
+    rows = []
+    for entry in manifest:
+        path = build / "verilog" / entry["file"]
+        params = ", ".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in entry["parameters"].items())
+        rows.append([entry["module"], params or "-", _num(entry["latency"]),
+                     _num(path.stat().st_size / 1024 if path.is_file() else None)])
+    section.paragraphs.append(f"{len(manifest)} modules in build/verilog (ports: build/verilog/manifest.json).")
+    section.tables.append(Table(["module", "parameters", "latency (cycles)", "size (KiB)"], rows, "llrr"))
+    return section
+
+
+def _sim_runs(summary):
+    for level in SIM_LEVELS:
+        runs = (summary or {}).get("levels", {}).get(level, {}).get("runs")
+        if runs:
+            return level, runs
+    return None, {}
+
+
+def sim_section(build):
+    summary = _load(build / "sim" / "summary.json")
+    level, runs = _sim_runs(summary)
+    section = Section("Bit-exact simulation against the golden model")
+    if not runs:
+        section.missing = "make sim"
+        return section, {}
+    rows, vectors, mismatches, failed = [], 0, 0, 0
+    for key in sorted(runs):
+        run = runs[key]
+        vectors += run["vectors"]
+        mismatches += run["mismatches"]
+        failed += not run["passed"]
+        rows.append([run["module"], run["simulator"], _num(run["vectors"]), _num(run["mismatches"]),
+                     _num(run["wall_seconds"]), _num(run["vectors_per_second"], 0), str(run["seed"]),
+                     "pass" if run["passed"] else "FAIL"])
+    sims = sorted({run["simulator"] for run in runs.values()})
+    section.paragraphs.append(
+        f"`{level}` regression on {', '.join(sims)}: {vectors:,} vectors checked against `golden`, "
+        f"{mismatches} mismatches, {failed} failing run(s). Details: build/sim/summary.json.")
+    section.tables.append(Table(["module", "simulator", "vectors", "mismatches", "wall s", "vectors/s",
+                                 "seed", "result"], rows, "llrrrrrl"))
+    mutants = (summary or {}).get("mutants") or {}
+    if mutants:
+        caught = sum(1 for m in mutants.values() if not m.get("passed", True))
+        section.paragraphs.append(f"Deliberately injected bugs caught by the benches: {caught} of {len(mutants)}.")
+    return section, {"level": level, "vectors": vectors, "mismatches": mismatches, "failed": failed,
+                     "simulators": sims}
+
+
+def array_section(build):
+    steps = _load(build / "sim" / "train_steps.json")
+    utilization = _load(build / "sim" / "array_utilization.json")
+    section = Section("The training array")
+    if steps is None and utilization is None:
+        section.missing = "make sim (training steps) and make array-bench (utilization)"
+        return section, {}
+    key = {}
+    if utilization:
+        shape = utilization["array"]
+        section.paragraphs.append(
+            f"Utilization of the {shape['rows']}x{shape['cols']} array = useful MACs / (R x C x cycles) for "
+            "back-to-back tiles, fill and drain included (build/sim/array_utilization.json).")
+        section.tables.append(Table(["K", "tiles", "cycles", "utilization %", "steady state %"], [
+            [_num(r["k"]), _num(r["tiles"]), _num(r["cycles"]), _num(100 * r["utilization"]),
+             _num(100 * r["steady_state_utilization"])] for r in utilization["results"]]))
+    if steps:
+        section.paragraphs.append(_train_steps_text(steps))
+        key["train_steps"] = steps
+    return section, key
+
+
+def _train_steps_text(steps):
+    parts = [f"Training steps on the simulated array: {steps.get('steps')} steps"]
+    if steps.get("network"):
+        parts.append(f"of {steps['network']}")
+    if steps.get("batch"):
+        parts.append(f"with batch {steps['batch']}")
+    text = " ".join(parts) + "."
+    if "weights_identical" in steps:
+        text += (" Weights after the last step are bit-identical to the pure-golden run."
+                 if steps["weights_identical"] else " WEIGHTS DIFFER from the pure-golden run.")
+    if steps.get("cycles_per_step"):
+        text += f" {_num(steps['cycles_per_step'])} array cycles per training step."
+    return text + " Details: build/sim/train_steps.json."
+
+
+def synth_section(build):
+    report = _load(build / "synth" / "report.json")
+    section = Section("Synthesis (Yosys + nextpnr)")
+    if report is None:
+        section.missing = "make synth"
+        return section, {}
+    head = report["headline"]
+    base = head.get("baseline")
+    section.paragraphs.append(
+        f"Tools: {', '.join(f'{k} {v}' for k, v in report['tools'].items())}. LUT-equivalents count an "
+        "ECP5 CCU2C carry cell as two LUT4s; Fmax is nextpnr's, median over seeds for the headline rows. "
+        "Method and every target: build/synth/report.md.")
+    rows = []
+    if base:
+        rows.append([f"{base['label']} (FP16 baseline)", _num(base["lut_equiv"], 0), _num(base["fmax_mhz"]),
+                     _si(base["mac_per_s_per_klut"], "MAC/s"), "1.0x"])
+    for entry in head["entries"]:
+        rows.append([entry["label"], _num(entry["lut_equiv"], 0), _num(entry["fmax_mhz"]),
+                     _si(entry["mac_per_s_per_klut"], "MAC/s"),
+                     f"{entry['ratio']:.1f}x" if entry.get("ratio") is not None else "-"])
+    section.tables.append(Table(["PE", "LUT-equiv", "Fmax MHz", "MAC/s per 1k LUT", "vs FP16"], rows))
+    if base and head["entries"]:
+        best = max(head["entries"], key=lambda e: e["ratio"] or 0)
+        side = "above" if best["ratio"] > 7 else "below"
+        section.paragraphs.append(
+            f"Headline ({head['target']}, {head['mapping']} mapping): {best['label']} gives "
+            f"{best['ratio']:.1f}x the MAC/s per LUT of the FP16 MAC, {side} IBM's claimed 7x "
+            "(IBM's figure is speed and energy of a training chip; this is FPGA throughput per LUT).")
+    arrays = [r for r in report["rows"] if r["unit"] == "training_array"]
+    if arrays:
+        section.tables.append(Table(
+            ["array", "target / mapping", "LUT-equiv", "FF", "DSP", "Fmax MHz", "MAC/s"],
+            [[r["label"], f"{r['target']} / {r['mapping']}", _num(r["lut_equiv"]), _num(r["ff"]), _num(r["dsp"]),
+              _num(r["fmax_mhz"]) if r["fits"] else "does not fit", _si(r["mac_per_s"], "MAC/s")]
+             for r in arrays], "llrrrrr"))
+    section.images += [(Path(p).stem.replace("_", " "), build / "synth" / Path(p).name) for p in report["plots"]]
+    if report.get("failures"):
+        section.paragraphs.append(f"{len(report['failures'])} synthesis run(s) failed: see build/synth/report.md.")
+    return section, {"headline": head}
+
+
+def train_section(build):
+    train = build / "train"
+    results = _load(train / "results.json")
+    where = train
+    if results is None:
+        results, where = _load(train / "quick" / "results.json"), train / "quick"
+    section = Section("Training accuracy (golden model)")
+    if results is None:
+        section.missing = "make train (or make train-quick)"
+        return section, {}
+    rows = [[f"{r['dataset']}-{r['model']}", r["scheme"], _num(r["epochs"]),
+             f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}" if r.get("acc_mean") is not None else "diverged",
+             _num(r.get("gap_to_fp32"), 2), _num(r.get("epoch_time_ratio"), 2)]
+            for r in results["rows"]]
+    section.paragraphs.append(
+        f"{results['mode']} table, seeds {results['seeds']}: test accuracy in % (mean ± std), the gap to "
+        f"FP32 in points, and the epoch time relative to FP32 ({where}/results.md).")
+    section.tables.append(Table(["dataset-model", "scheme", "epochs", "test acc %", "gap to FP32",
+                                 "epoch time vs FP32"], rows, "llrrrr"))
+    targets = results.get("targets", [])
+    if targets:
+        section.tables.append(Table(["target", "measured", "met"], [
+            [t["what"], _num(t.get("gap", t.get("ratio")), 2), "yes" if t["met"] else "no"] for t in targets]))
+    section.images += [(p.stem.replace("_", " "), p) for p in sorted(where.glob("*.png"))]
+    return section, {"rows": results["rows"], "mode": results["mode"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def collect(build):
+    """Every section plus the key figures, from the results under ``build``."""
+    stages, times = stages_section(build)
+    sim, sim_key = sim_section(build)
+    array, array_key = array_section(build)
+    synth, synth_key = synth_section(build)
+    train, train_key = train_section(build)
+    sections = [verilog_section(build), sim, array, synth, train, stages]
+    return sections, {"stages": times, "sim": sim_key, "array": array_key, "synth": synth_key, "train": train_key}
+
+
+def key_figures(key):
+    """Short sentences with the headline figures (what ``make`` prints at the end)."""
+    lines = []
+    sim = key["sim"]
+    if sim:
+        lines.append(f"simulation: {sim['vectors']:,} vectors on {' + '.join(sim['simulators'])}, "
+                     f"{sim['mismatches']} mismatches ({sim['level']} regression)")
+    steps = key["array"].get("train_steps")
+    if steps:
+        lines.append(f"training on the simulated array: {steps.get('steps')} steps, weights "
+                     + ("bit-identical to golden" if steps.get("weights_identical") else "DIFFER from golden"))
+    head = key["synth"].get("headline")
+    if head and head.get("baseline") and head["entries"]:
+        for entry in head["entries"]:
+            lines.append(f"synthesis: {entry['label']}: {entry['lut_equiv']:.0f} LUT-equiv at "
+                         f"{entry['fmax_mhz']:.0f} MHz, {entry['ratio']:.1f}x the MAC/s per LUT of the FP16 MAC")
+    for row in key["train"].get("rows", []):
+        if row["scheme"] == "fourbit" and row.get("acc_mean") is not None:
+            gap = row["gap_to_fp32"]
+            lines.append(f"training: {row['dataset']}-{row['model']} fourbit {row['acc_mean']:.2f}% test accuracy, "
+                         f"{abs(gap):.2f} points {'below' if gap > 0 else 'above'} FP32")
+    return lines
+
+
+def _header_lines():
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"Generated {now} on {platform.node() or 'this machine'} ({os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}).")
+
+
+def markdown(sections, key, build):
+    lines = ["# fourbit report", "", _header_lines(), "", "## Key figures", ""]
+    lines += [f"- {line}" for line in key_figures(key)] or ["- no stage has run yet: `make`"]
+    for section in sections:
+        lines += ["", f"## {section.title}", ""]
+        if section.missing:
+            lines.append(f"Not run yet: `{section.missing}`.")
+            continue
+        for paragraph in section.paragraphs:
+            lines += [paragraph, ""]
+        for table in section.tables:
+            lines.append("| " + " | ".join(table.header) + " |")
+            lines.append("|" + "|".join("---:" if a == "r" else "---" for a in table.alignment()) + "|")
+            lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+            lines.append("")
+        for caption, path in section.images:
+            lines += [f"![{caption}]({os.path.relpath(path, build)})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_STYLE = """
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { border-bottom: 2px solid #333; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #ddd; } th { background: #f3f3f3; text-align: left; }
+td.r { text-align: right; font-variant-numeric: tabular-nums; }
+figure { display: inline-block; margin: 0.5em; } figure img { max-width: 520px; border: 1px solid #ddd; }
+figcaption { font-size: 13px; color: #555; } .missing, .broken { color: #a40; } ul.key li { margin: 0.2em 0; }
+"""
+
+
+# an image that does not decode is replaced by a visible note instead of an empty frame
+_BROKEN = ("this.replaceWith(Object.assign(document.createElement('p'), "
+           "{className: 'broken', textContent: 'image failed to load: ' + this.alt}))")
+
+
+def _image_src(path):
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _inline(text):
+    """HTML of one line of report text: escaped, with `code` spans."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def html_page(sections, key):
+    e = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', "<title>fourbit report</title>",
+           f"<style>{_STYLE}</style></head><body>", "<h1>fourbit report</h1>", f"<p>{e(_header_lines())}</p>",
+           "<h2>Key figures</h2>", '<ul class="key">']
+    out += [f"<li>{e(line)}</li>" for line in key_figures(key)] or ["<li>no stage has run yet: make</li>"]
+    out.append("</ul>")
+    for section in sections:
+        out.append(f"<h2>{e(section.title)}</h2>")
+        if section.missing:
+            out.append(f'<p class="missing">Not run yet: <code>{e(section.missing)}</code>.</p>')
+            continue
+        out += [f"<p>{_inline(p)}</p>" for p in section.paragraphs]
+        for table in section.tables:
+            out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in table.header) + "</tr></thead><tbody>")
+            for row in table.rows:
+                cells = "".join(f'<td class="{a}">{e(c)}</td>' for a, c in zip(table.alignment(), row))
+                out.append(f"<tr>{cells}</tr>")
+            out.append("</tbody></table>")
+        for caption, path in section.images:
+            if Path(path).is_file():
+                out.append(f'<figure><img src="{_image_src(path)}" alt="{e(caption)}" onerror="{_BROKEN}">'
+                           f"<figcaption>{e(caption)}</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write(build):
+    """Write build/report.md and build/report.html; returns (paths, key figure lines)."""
+    build = Path(build)
+    sections, key = collect(build)
+    build.mkdir(parents=True, exist_ok=True)
+    md, page = build / "report.md", build / "report.html"
+    md.write_text(markdown(sections, key, build))
+    page.write_text(html_page(sections, key))
+    return (md, page), key_figures(key)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m synth.project_report", description=__doc__.splitlines()[0])
+    parser.add_argument("--build", default="build", help="the build folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    (md, page), lines = write(args.build)
+    print("== fourbit: key figures")
+    for line in lines or ["no stage has run yet"]:
+        print(f"   {line}")
+    print(f"== fourbit: report written to {md} and {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

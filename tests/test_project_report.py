@@ -1,0 +1,84 @@
+"""synth.project_report: every section from hand-made stage results, and the missing-stage notes."""
+
+import json
+import struct
+import zlib
+
+from synth import project_report
+
+
+def _png(path):
+    """A valid 1x1 PNG."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b""))
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _build(tmp_path):
+    build = tmp_path / "build"
+    _write(build / "stages" / "sim.json", {"stage": "sim", "seconds": 12.5})
+    _write(build / "verilog" / "manifest.json", [{"unit": "int4_mac", "module": "int4_mac__width_24__signed_a_0",
+                                                  "file": "int4_mac__width_24__signed_a_0.v",
+                                                  "parameters": {"width": 24, "signed_a": False}, "latency": 2}])
+    (build / "verilog" / "int4_mac__width_24__signed_a_0.v").write_text("x" * 2048)
+    run = {"module": "int4_mac__width_24__signed_a_0", "simulator": "verilator", "vectors": 1234567,
+           "mismatches": 0, "wall_seconds": 1.5, "vectors_per_second": 823044.7, "seed": 7, "passed": True}
+    _write(build / "sim" / "summary.json", {"levels": {"quick": {"runs": {"verilator/int4_mac": run}}}})
+    (build / "synth").mkdir(parents=True)
+    _png(build / "synth" / "arrays_fmax.png")
+    baseline = {"label": "fp16_mac", "lut_equiv": 1000, "fmax_mhz": 40.0, "mac_per_s_per_klut": 40e6}
+    entry = {"label": "int4_mac (width=24, signed_a=0)", "lut_equiv": 100, "fmax_mhz": 200.0,
+             "mac_per_s_per_klut": 2e9, "ratio": 50.0}
+    array = {"unit": "training_array", "label": "training_array 2x2", "target": "ecp5-85f", "mapping": "lut",
+             "lut_equiv": 900, "ff": 400, "dsp": 0, "fmax_mhz": 150.0, "fits": True, "mac_per_s": 6e8}
+    _write(build / "synth" / "report.json", {
+        "tools": {"yosys": "Yosys 0.70"}, "rows": [array], "plots": [str(build / "synth" / "arrays_fmax.png")],
+        "failures": [], "headline": {"target": "ecp5-85f", "mapping": "lut", "baseline": baseline, "entries": [entry]}})
+    return build
+
+
+def test_sections_carry_the_stage_results(tmp_path):
+    build = _build(tmp_path)
+    (md, page), lines = project_report.write(build)
+    text = md.read_text()
+    assert "| int4_mac__width_24__signed_a_0 | width=24, signed_a=0 | 2 | 2.0 |" in text
+    assert "| int4_mac__width_24__signed_a_0 | verilator | 1,234,567 | 0 | 1.5 | 823,045 | 7 | pass |" in text
+    assert "| int4_mac (width=24, signed_a=0) | 100 | 200.0 | 2.00 GMAC/s | 50.0x |" in text
+    assert "gives 50.0x the MAC/s per LUT of the FP16 MAC, above IBM's claimed 7x" in text
+    assert "| training_array 2x2 | ecp5-85f / lut | 900 | 400 | 0 | 150.0 | 600.00 MMAC/s |" in text
+    assert "![arrays fmax](synth/arrays_fmax.png)" in text
+    assert "| sim | 12.5 |" in text
+    assert lines[0] == "simulation: 1,234,567 vectors on verilator, 0 mismatches (quick regression)"
+    html = page.read_text()
+    assert html.count('<img src="data:image/png;base64,') == 1
+    assert "<code>quick</code> regression" in html
+
+
+def test_missing_stages_say_which_command_produces_them(tmp_path):
+    (md, page), lines = project_report.write(tmp_path / "build")
+    text = md.read_text()
+    for command in ("make verilog", "make sim", "make synth", "make train (or make train-quick)", "make"):
+        assert f"Not run yet: `{command}`." in text
+    assert lines == []
+    assert "no stage has run yet" in page.read_text()
+
+
+def test_a_failed_run_and_differing_weights_are_reported(tmp_path):
+    build = _build(tmp_path)
+    summary = json.loads((build / "sim" / "summary.json").read_text())
+    run = summary["levels"]["quick"]["runs"]["verilator/int4_mac"]
+    run.update(mismatches=3, passed=False)
+    _write(build / "sim" / "summary.json", summary)
+    _write(build / "sim" / "train_steps.json", {"steps": 3, "weights_identical": False})
+    (md, _), lines = project_report.write(build)
+    text = md.read_text()
+    assert "3 mismatches, 1 failing run(s)" in text
+    assert "| 3 | 1.5 | 823,045 | 7 | FAIL |" in text
+    assert "WEIGHTS DIFFER from the pure-golden run" in text
+    assert "training on the simulated array: 3 steps, weights DIFFER from golden" in lines
