@@ -218,34 +218,22 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, leave=True, file=sys.stderr, dynamic_ncols=True)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def argument_type(convert, accept, what):
+    """An argparse ``type`` that converts with ``convert`` and refuses values ``accept`` rejects."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    return parse
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+positive_int = argument_type(int, lambda value: value >= 1, "a positive integer")
+_non_negative_int = argument_type(int, lambda value: value >= 0, "a non-negative integer")
+_positive_float = argument_type(float, lambda value: math.isfinite(value) and value > 0, "a positive number")
 
 
 def parse_args(argv):
@@ -253,9 +241,9 @@ def parse_args(argv):
     parser.add_argument("--dataset", choices=datasets.DATASETS)
     parser.add_argument("--model", choices=MODELS)
     parser.add_argument("--scheme", choices=tuple(SCHEMES))
-    parser.add_argument("--epochs", type=_positive_int)
+    parser.add_argument("--epochs", type=positive_int)
     parser.add_argument("--seed", type=_non_negative_int, default=0)
-    parser.add_argument("--batch-size", type=_positive_int, help="default: 64 for digits, 128 for mnist1d")
+    parser.add_argument("--batch-size", type=positive_int, help="default: 64 for digits, 128 for mnist1d")
     parser.add_argument("--lr", type=_positive_float, help="peak learning rate (default: 0.05 digits, 0.1 mnist1d)")
     parser.add_argument("--json", action="store_true", help="print the run's result as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
