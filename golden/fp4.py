@@ -5,6 +5,7 @@ for ``e >= 1`` the magnitude is ``2**(s + 2*(e - 7) - phase)`` where ``s`` is th
 GradScale exponent and ``phase`` the two-phase-rounding (TPR) phase.
 """
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -63,6 +64,28 @@ def quantize(x, s, phase):
     smallest level; saturate at e = 7. Returns ``(codes, flags)`` with ``codes`` uint8 of x's shape.
     """
     x = as_float16("x", x)
+    packed = np.take(_quantize_table(check_scale(s), check_phase(phase)), x.view(np.uint16))
+    return packed & 0b1111, QuantFlags(overflow=(packed & _OVERFLOW) != 0, invalid=packed == _INVALID)
+
+
+_OVERFLOW, _INVALID = 0b10000, 0b100000
+
+
+@functools.lru_cache(maxsize=128)
+def _quantize_table(s, phase):
+    """:func:`quantize` of every float16 bit pattern, packed as code | overflow << 4 | invalid << 5.
+
+    quantize is elementwise, so looking its result up by bit pattern is exact; the table is built by
+    :func:`_quantize_values`, the definition.
+    """
+    codes, flags = _quantize_values(np.arange(1 << 16, dtype=np.uint16).view(np.float16), s, phase)
+    table = codes | flags.overflow.astype(np.uint8) << 4 | flags.invalid.astype(np.uint8) << 5
+    table.flags.writeable = False
+    return table
+
+
+def _quantize_values(x, s, phase):
+    """The rounding rule of :func:`quantize` on float16 ``x``, computed with the thresholds."""
     limits = thresholds(s, phase)
     mag = np.abs(x.astype(np.float64))
     invalid = np.isnan(mag)
@@ -81,10 +104,18 @@ def code_multiplier(codes, phase):
     Code 0b1000 (negative zero) is never produced by :func:`quantize`; like the hardware, it reads as 0.
     """
     codes = as_int_array("codes", codes, 0, 15)
-    phase = check_phase(phase)
+    return np.asarray(_MULTIPLIERS[check_phase(phase)][codes])
+
+
+def _multipliers(phase):
+    """code_multiplier of the 16 codes (int64)."""
+    codes = np.arange(16)
     e = codes & 0b111
     magnitude = np.where(e > 0, np.left_shift(1, np.maximum(2 * e - 1 - phase, 0)), 0)
-    return np.where(codes & SIGN_BIT, -magnitude, magnitude)
+    return np.where(codes & SIGN_BIT, -magnitude, magnitude).astype(np.int64)
+
+
+_MULTIPLIERS = tuple(_multipliers(phase) for phase in PHASES)
 
 
 def decode(codes, s, phase):
@@ -96,15 +127,22 @@ def decode(codes, s, phase):
 def grad_scale_unit(g):
     """Bit-level model of the GradScale reducer: scale of the finite values plus a non-finite flag."""
     g = as_float16("g", g)
-    mag = np.abs(g.astype(np.float64))
-    finite = np.isfinite(mag)
-    peak = mag[finite].max(initial=0.0)
+    # |g| as bit patterns: ordered like the magnitudes, 0x7C00 is Inf and above it NaN
+    mag = g.view(np.uint16) & np.uint16(0x7FFF)
+    top = int(mag.max(initial=0))
+    nonfinite = top >= _FLOAT16_INF
+    if nonfinite:
+        top = int(np.where(mag < _FLOAT16_INF, mag, 0).max(initial=0))
+    peak = float(np.uint16(top).view(np.float16))
     if peak == 0.0:
         s = 0
     else:
         mantissa, exponent = np.frexp(peak)
         s = int(exponent) - 1 if mantissa == 0.5 else int(exponent)
-    return GradScaleResult(s=s, nonfinite=bool((~finite).any()))
+    return GradScaleResult(s=s, nonfinite=nonfinite)
+
+
+_FLOAT16_INF = 0x7C00
 
 
 def grad_scale(g):

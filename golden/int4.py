@@ -8,13 +8,23 @@ W_CODE_MAX = 7
 X_CODE_MAX = 15
 
 
+_NATIVE_FLOATS = (np.float16, np.float32, np.float64)
+
+
 def _finite_float_array(name, value):
+    """``value`` as a floating-point array with finite values, in its own dtype if float16/32/64.
+
+    The computations below cast to float64 where they need it (inside the ufunc or with one astype),
+    which gives the same values as converting the array first.
+    """
     arr = np.asarray(value)
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains a non-finite value ({arr[~np.isfinite(arr)].flat[0]})")
+    if arr.dtype not in _NATIVE_FLOATS:
+        arr = arr.astype(np.float64)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        raise ValueError(f"{name} contains a non-finite value ({arr[~finite].astype(np.float64).flat[0]})")
     return arr
 
 
@@ -30,30 +40,45 @@ def sawb_alpha(w):
     w = _finite_float_array("w", w)
     if w.size == 0:
         raise ValueError("w is empty")
-    mag = np.abs(w)
-    alpha = SAWB_C1 * np.sqrt(np.mean(w * w)) + SAWB_C2 * np.mean(mag)
+    w = w.astype(np.float64, copy=False)
+    return _sawb_alpha(w, np.empty_like(w))
+
+
+def _sawb_alpha(w, scratch):
+    """sawb_alpha of a checked float64 ``w``, using ``scratch`` (laid out like ``w``); leaves |w| there."""
+    mean_square = np.mean(np.multiply(w, w, out=scratch))
+    mean_abs = np.mean(np.abs(w, out=scratch))
+    alpha = SAWB_C1 * np.sqrt(mean_square) + SAWB_C2 * mean_abs
     if not (np.isfinite(alpha) and alpha > 0):
-        alpha = mag.max()
+        alpha = scratch.max()
     return float(alpha)
 
 
 def sawb(w):
     """Quantize weights to signed INT4 codes -7..7. Returns ``(codes int8, step)``, w ~ codes * step."""
-    alpha = sawb_alpha(w)
-    w = np.asarray(w, dtype=np.float64)
+    w = _finite_float_array("w", w)
+    if w.size == 0:
+        raise ValueError("w is empty")
+    w = w.astype(np.float64, copy=False)
+    scratch = np.empty_like(w)
+    alpha = _sawb_alpha(w, scratch)
     if alpha == 0.0:
         return np.zeros(w.shape, np.int8), 1.0
     step = alpha / W_CODE_MAX
-    codes = np.clip(np.rint(w / step), -W_CODE_MAX, W_CODE_MAX).astype(np.int8)
-    return codes, step
+    np.divide(w, step, out=scratch)
+    np.rint(scratch, out=scratch)
+    np.clip(scratch, -W_CODE_MAX, W_CODE_MAX, out=scratch)
+    return scratch.astype(np.int8)[()], step       # [()]: a scalar for 0-d input, like numpy's operators
 
 
 def pact(x, alpha):
     """Quantize activations to unsigned INT4 codes 0..15 on [0, alpha]. Returns ``(codes uint8, step)``."""
     x = _finite_float_array("x", x)
     alpha = _check_alpha(alpha)
-    codes = np.rint(np.clip(x, 0.0, alpha) * X_CODE_MAX / alpha).astype(np.uint8)
-    return codes, alpha / X_CODE_MAX
+    scaled = np.clip(x, 0.0, alpha, out=np.empty(x.shape), dtype=np.float64)
+    scaled *= X_CODE_MAX
+    scaled /= alpha
+    return np.rint(scaled, out=scaled).astype(np.uint8)[()], alpha / X_CODE_MAX
 
 
 def pact_backward(x, alpha, grad_out):
@@ -63,9 +88,12 @@ def pact_backward(x, alpha, grad_out):
     """
     x = _finite_float_array("x", x)
     alpha = _check_alpha(alpha)
-    grad_out = np.asarray(grad_out, dtype=np.float64)
+    grad_out = np.asarray(grad_out)
+    if grad_out.dtype not in _NATIVE_FLOATS:
+        grad_out = grad_out.astype(np.float64)
     if grad_out.shape != x.shape:
         raise ValueError(f"grad_out shape {grad_out.shape} differs from x shape {x.shape}")
-    clipped = x >= alpha
-    grad_x = np.where((x >= 0) & ~clipped, grad_out, 0.0)
-    return grad_x, float(grad_out[clipped].sum())
+    clipped = x >= np.float64(alpha)        # a float64 scalar: compared in float64 whatever x's dtype
+    grad_x = np.zeros(x.shape)
+    np.copyto(grad_x, grad_out, where=(x >= 0) & ~clipped)
+    return grad_x, float(grad_out[clipped].astype(np.float64).sum())

@@ -1,0 +1,88 @@
+"""Epoch-time benchmark: fourbit vs FP32 training epochs of the same model in the same code (issue 7).
+
+``python -m golden.bench_epoch`` trains every dataset/model pair of the full table (golden.table.FULL)
+for one epoch under ``fp32`` and ``fourbit``, alternately and a few times (seed 0, one BLAS thread as in
+golden.table), and writes ``build/train/epoch_time.json``: per pair the median CPU and wall seconds of a
+training epoch (evaluation excluded) for both schemes and their ratio (target: fourbit <= 3x fp32).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from . import data as datasets
+from .table import FULL, OUT_DIR, TIME_RATIO_TARGET, warm_up_blas
+from .train import RunConfig, positive_int, run
+
+PAIRS = tuple(f"{entry.dataset}-{entry.model}" for entry in FULL)
+SCHEMES = ("fp32", "fourbit")
+
+
+def epoch_seconds(dataset, model, scheme, data=None):
+    """CPU and wall seconds of the training pass of a one-epoch seed-0 run (evaluation excluded)."""
+    history = run(RunConfig(dataset, model, scheme, 1), dataset=data)["history"][0]
+    return history["train_cpu_seconds"], history["train_seconds"]
+
+
+def bench(pairs=PAIRS, repeats=5):
+    """``{pair: {scheme: median times, ..., "ratio": CPU ratio, "wall_ratio": wall ratio}}``.
+
+    The fp32 and fourbit epochs alternate, so a machine shared with other jobs slows both alike.
+    """
+    out = {}
+    for pair in pairs:
+        dataset, model = pair.split("-")
+        data = datasets.load(dataset)
+        samples = {scheme: [] for scheme in SCHEMES}
+        for _ in range(repeats):
+            for scheme in SCHEMES:
+                samples[scheme].append(epoch_seconds(dataset, model, scheme, data))
+        times = {scheme: {"cpu_seconds": statistics.median(cpu for cpu, _ in runs),
+                          "wall_seconds": statistics.median(wall for _, wall in runs),
+                          "cpu_seconds_per_epoch": [cpu for cpu, _ in runs]}
+                 for scheme, runs in samples.items()}
+        out[pair] = {**times, "ratio": times["fourbit"]["cpu_seconds"] / times["fp32"]["cpu_seconds"],
+                     "wall_ratio": times["fourbit"]["wall_seconds"] / times["fp32"]["wall_seconds"]}
+    return out
+
+
+def _pair(text):
+    if text not in PAIRS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(PAIRS)}, got {text!r}")
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m golden.bench_epoch", description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", nargs="+", type=_pair, default=PAIRS, help=f"default: {' '.join(PAIRS)}")
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="one-epoch runs per scheme and pair, alternating fp32/fourbit (median; default 5)")
+    parser.add_argument("--out", type=pathlib.Path, default=OUT_DIR / "epoch_time.json")
+    args = parser.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)        # like golden.table: one BLAS thread per run
+    warm_up_blas()
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    results = bench(args.pairs, args.repeats)
+    report = {"repeats": args.repeats, "seed": 0, "blas_threads": 1, "blas_warm_up": True,
+              "target_ratio": TIME_RATIO_TARGET,
+              "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
+              "wall_seconds": time.perf_counter() - started, "pairs": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    for pair, r in results.items():
+        print(f"{pair:12s} fp32 {r['fp32']['cpu_seconds']:.3f} s  fourbit {r['fourbit']['cpu_seconds']:.3f} s  "
+              f"ratio {r['ratio']:.2f} (wall {r['wall_ratio']:.2f})")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
