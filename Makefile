@@ -12,7 +12,7 @@ export SIM UNIT SEED WAVES LONG BOARD FAST
 PYTEST_MARK := $(if $(filter-out 0,$(LONG)),,-m "not slow")
 FAST_ON := $(filter-out 0,$(FAST))
 
-.PHONY: all test selfcheck tools verilog sim synth train train-quick flow-train array-bench report clean
+.PHONY: all test selfcheck tools verilog sim synth train train-quick flow-train array-bench report bitstream clean
 
 # The main flow; FAST=1 runs the quick regression, the quick synthesis and no training.
 all: tools
@@ -79,6 +79,9 @@ endif
 
 report: $(STAMP)
 	$(call stage,report,build/report.md and build/report.html,$(PY) -m synth.project_report)
+
+bitstream: $(STAMP)
+	$(call stage,bitstream,self-testing bitstream for $(or $(BOARD),ulx3s) into build/boards,$(PY) -m synth.boards --board $(or $(BOARD),ulx3s) $(BOARD_ARGS))
 
 array-bench: $(STAMP)
 	$(call stage,array-bench,utilization of the 8x8 array into build/sim,$(PY) -m rtl.array_bench)

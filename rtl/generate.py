@@ -14,6 +14,7 @@ from .grad_scale import GradScaleUnit
 from .int4_mac import Int4Mac
 from .radix4_quantizer import Radix4Quantizer
 from .shift_mac import ShiftMac
+from .training_core import TrainingCore
 
 #: Unit name -> component factory (keyword parameters only).
 UNITS = {
@@ -23,6 +24,7 @@ UNITS = {
     "grad_scale": GradScaleUnit,
     "fp16_mac": Fp16Mac,
     "training_array": TrainingArray,
+    "training_core": TrainingCore,   # array + quantizer + GradScale: the top of the training-steps bench
 }
 
 _CONFIGURATIONS = [

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STAGES = ("selfcheck", "verilog", "sim", "synth", "train")
-SIM_LEVELS = ("long", "full", "quick")      # the report shows the most thorough level on record
+SIM_LEVELS = ("long", "full", "quick")
 
 
 @dataclass
@@ -101,11 +101,12 @@ def verilog_section(build):
 
 
 def _sim_runs(summary):
-    for level in SIM_LEVELS:
-        runs = (summary or {}).get("levels", {}).get(level, {}).get("runs")
-        if runs:
-            return level, runs
-    return None, {}
+    """(level, runs) of the regression level that ran last (what the last ``make sim`` did)."""
+    levels = {level: data["runs"] for level, data in (summary or {}).get("levels", {}).items() if data.get("runs")}
+    if not levels:
+        return None, {}
+    level = max(levels, key=lambda name: max(run.get("finished", "") for run in levels[name].values()))
+    return level, levels[level]
 
 
 def sim_section(build):
@@ -138,7 +139,7 @@ def sim_section(build):
                      "simulators": sims}
 
 
-def array_section(build):
+def array_section(build, sim_level):
     steps = _load(build / "sim" / "train_steps.json")
     utilization = _load(build / "sim" / "array_utilization.json")
     section = Section("The training array")
@@ -154,25 +155,41 @@ def array_section(build):
         section.tables.append(Table(["K", "tiles", "cycles", "utilization %", "steady state %"], [
             [_num(r["k"]), _num(r["tiles"]), _num(r["cycles"]), _num(100 * r["utilization"]),
              _num(100 * r["steady_state_utilization"])] for r in utilization["results"]]))
-    if steps:
-        section.paragraphs.append(_train_steps_text(steps))
-        key["train_steps"] = steps
+    train_steps = _train_steps_section(section, steps, sim_level)
+    if train_steps:
+        key["train_steps"] = train_steps
     return section, key
 
 
-def _train_steps_text(steps):
-    parts = [f"Training steps on the simulated array: {steps.get('steps')} steps"]
-    if steps.get("network"):
-        parts.append(f"of {steps['network']}")
-    if steps.get("batch"):
-        parts.append(f"with batch {steps['batch']}")
-    text = " ".join(parts) + "."
-    if "weights_identical" in steps:
-        text += (" Weights after the last step are bit-identical to the pure-golden run."
-                 if steps["weights_identical"] else " WEIGHTS DIFFER from the pure-golden run.")
-    if steps.get("cycles_per_step"):
-        text += f" {_num(steps['cycles_per_step'])} array cycles per training step."
-    return text + " Details: build/sim/train_steps.json."
+def _train_steps_runs(steps, prefer=None):
+    """(level, {simulator: run}) of build/sim/train_steps.json: level ``prefer``, else the most thorough."""
+    for level in (prefer, *SIM_LEVELS):
+        runs = (steps or {}).get("levels", {}).get(level)
+        if runs:
+            return level, runs
+    return None, {}
+
+
+def _train_steps_section(section, steps, prefer):
+    level, runs = _train_steps_runs(steps, prefer)
+    if not runs:
+        return None
+    first = next(iter(runs.values()))
+    layers = " -> ".join(f"{layer['shape'][0]}" for layer in first["network"]) + f" -> {first['network'][-1]['shape'][1]}"
+    hidden = sum(layer["kind"] == "4-bit" for layer in first["network"])
+    section.paragraphs.append(
+        f"Training steps on the simulated RTL ({level} level): an MLP {layers} on {first['dataset']} with "
+        f"{hidden} hidden layers in 4 bits, batch {first['batch']}; every 4-bit GEMM runs on the "
+        f"{first['array']['rows']}x{first['array']['cols']} array, the gradient codes come from the RTL quantizer "
+        "and GradScale unit (build/sim/train_steps.json).")
+    section.tables.append(Table(
+        ["simulator", "steps", "weights vs golden", "array cycles / step", "MACs / step", "MACs / array cycle",
+         "held-out loss", "simulated cycles/s", "wall s"],
+        [[sim, _num(r["steps"]), "bit-identical" if r["weights_identical"] else "DIFFER",
+          _num(r["array_cycles_per_step"]), _num(r["macs_per_step"]), _num(r["macs_per_array_cycle"]),
+          f"{r['test_loss_before']:.3f} -> {r['test_loss_after']:.3f}", _num(r["simulated_cycles_per_second"], 0),
+          _num(r["wall_seconds"])] for sim, r in sorted(runs.items())], "lrlrrrlrr"))
+    return {"level": level, "runs": runs}
 
 
 def synth_section(build):
@@ -251,7 +268,7 @@ def collect(build):
     """Every section plus the key figures, from the results under ``build``."""
     stages, times = stages_section(build)
     sim, sim_key = sim_section(build)
-    array, array_key = array_section(build)
+    array, array_key = array_section(build, sim_key.get("level"))
     synth, synth_key = synth_section(build)
     train, train_key = train_section(build)
     sections = [verilog_section(build), sim, array, synth, train, stages]
@@ -265,10 +282,10 @@ def key_figures(key):
     if sim:
         lines.append(f"simulation: {sim['vectors']:,} vectors on {' + '.join(sim['simulators'])}, "
                      f"{sim['mismatches']} mismatches ({sim['level']} regression)")
-    steps = key["array"].get("train_steps")
-    if steps:
-        lines.append(f"training on the simulated array: {steps.get('steps')} steps, weights "
-                     + ("bit-identical to golden" if steps.get("weights_identical") else "DIFFER from golden"))
+    for sim, run in sorted(key["array"].get("train_steps", {}).get("runs", {}).items()):
+        lines.append(f"training on the simulated array ({sim}): {run['steps']} steps, weights "
+                     + ("bit-identical to golden" if run["weights_identical"] else "DIFFER from golden")
+                     + f", {run['array_cycles_per_step']:,} array cycles per step")
     head = key["synth"].get("headline")
     if head and head.get("baseline") and head["entries"]:
         for entry in head["entries"]:

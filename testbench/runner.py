@@ -168,9 +168,14 @@ def selection(sim=None, unit=None):
 
 
 def targets(sim=None, unit=None, level="quick"):
-    """All targets of the regression ``level`` for the selected simulators and units."""
+    """All targets of the regression ``level`` for the selected simulators and units.
+
+    Without a named simulator, a unit runs only on its bench's ``simulators``.
+    """
     sims, units = selection(sim, unit)
-    return [Target(s, u, params) for u in units for params in configurations(u, level) for s in sims]
+    named = sim not in (None, "", "all")
+    return [Target(s, u, params) for u in units for params in configurations(u, level) for s in sims
+            if named or s in BENCHES[u].simulators]
 
 
 def use_verilator():

@@ -38,6 +38,9 @@ class Bench:
         Cycles per batch chunk (bounds the stimulus and response files).
     quick, long : tuple of dict
         Unit parameters of the quick/full and of the long regression.
+    simulators : tuple of str
+        Simulators of the regression when none is named (``python -m testbench``, the unit
+        tests); the others only on request (``--sim``, SIM).
     """
 
     unit: str
@@ -46,6 +49,7 @@ class Bench:
     depth: int
     quick: tuple
     long: tuple
+    simulators: tuple = SIMULATORS
 
 
 BENCHES = {
@@ -68,6 +72,20 @@ BENCHES = {
     "grad_scale": Bench(
         "grad_scale", "testbench.bench_grad_scale", lanes={}, depth=0,
         quick=({},), long=({},),
+    ),
+    "fp16_mac": Bench(
+        "fp16_mac", "testbench.bench_fp16_mac", lanes=LANES, depth=16384,
+        quick=({},), long=({},),
+    ),
+    "training_array": Bench(  # a small non-square array with narrow widths (saturates) and the default
+        "training_array", "testbench.bench_training_array", lanes={}, depth=0,
+        quick=({"rows": 3, "cols": 2, "fwd_width": 12, "bwd_width": 20}, {"rows": 8, "cols": 8}),
+        long=({"rows": 3, "cols": 2, "fwd_width": 12, "bwd_width": 20}, {"rows": 8, "cols": 8},
+              {"rows": 2, "cols": 5, "fwd_width": 16, "bwd_width": 12}, {"rows": 5, "cols": 3}),
+    ),
+    "training_core": Bench(  # training steps of a small MLP on the default array (testbench/bench_train_steps.py)
+        "training_core", "testbench.bench_train_steps", lanes={}, depth=0,
+        quick=({"rows": 8, "cols": 8},), long=({"rows": 8, "cols": 8},), simulators=("verilator",),
     ),
 }
 

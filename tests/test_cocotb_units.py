@@ -12,11 +12,13 @@ import pytest
 from testbench import runner
 
 SEED = runner.resolve_seed(os.environ.get("SEED"))
+OWN_TESTS = {"training_core"}   # tests/test_cocotb_train_steps.py runs it and checks its report
 
 
 def _targets(level):
     return [pytest.param(target, id=f"{target.sim}-{target.name}")
-            for target in runner.targets(os.environ.get("SIM"), os.environ.get("UNIT"), level)]
+            for target in runner.targets(os.environ.get("SIM"), os.environ.get("UNIT"), level)
+            if target.unit not in OWN_TESTS]
 
 
 @pytest.mark.cocotb

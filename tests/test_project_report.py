@@ -75,10 +75,18 @@ def test_a_failed_run_and_differing_weights_are_reported(tmp_path):
     run = summary["levels"]["quick"]["runs"]["verilator/int4_mac"]
     run.update(mismatches=3, passed=False)
     _write(build / "sim" / "summary.json", summary)
-    _write(build / "sim" / "train_steps.json", {"steps": 3, "weights_identical": False})
+    network = [{"kind": "FP32", "shape": [64, 32]}, {"kind": "4-bit", "shape": [32, 32]},
+               {"kind": "FP32", "shape": [32, 10]}]
+    run = {"steps": 3, "weights_identical": False, "network": network, "dataset": "digits", "batch": 16,
+           "array": {"rows": 4, "cols": 4}, "array_cycles_per_step": 5000, "macs_per_step": 49152,
+           "macs_per_array_cycle": 9.83, "test_loss_before": 2.5, "test_loss_after": 2.25,
+           "simulated_cycles_per_second": 6000.0, "wall_seconds": 10.0}
+    _write(build / "sim" / "train_steps.json", {"levels": {"quick": {"verilator": run}}})
     (md, _), lines = project_report.write(build)
     text = md.read_text()
     assert "3 mismatches, 1 failing run(s)" in text
     assert "| 3 | 1.5 | 823,045 | 7 | FAIL |" in text
-    assert "WEIGHTS DIFFER from the pure-golden run" in text
-    assert "training on the simulated array: 3 steps, weights DIFFER from golden" in lines
+    assert "an MLP 64 -> 32 -> 32 -> 10 on digits with 1 hidden layers in 4 bits, batch 16" in text
+    assert "| verilator | 3 | DIFFER | 5,000 | 49,152 | 9.8 | 2.500 -> 2.250 | 6,000 | 10.0 |" in text
+    assert ("training on the simulated array (verilator): 3 steps, weights DIFFER from golden, "
+            "5,000 array cycles per step") in lines

@@ -1,0 +1,279 @@
+"""Host-side driver of the training array (rtl/array.py) under cocotb: whole GEMMs, tile by tile.
+
+:meth:`ArrayDriver.gemm` cuts an M x K x N GEMM into R x C tiles with golden.tiling (zero padding,
+tile rows outer), streams each tile's command and its K operand beats into the array through
+stream drivers on ``cmd``, ``a`` and ``b`` (optional random valid gaps), collects the R output
+rows of every tile with a monitor on ``o`` (optional random back-pressure), checks them beat by
+beat against golden.tiling (:class:`Scoreboard`) and assembles the cropped M x N result from
+what the array emitted: a golden.units.Accumulated like golden.units.gemm_int4 /
+gemm_fp4_int4 return. :class:`ArrayBackend` offers it as a golden.layers.GemmBackend to
+training code that runs in a cocotb bridge thread.
+
+The modes and operands are those of golden.tiling: FWD (A = activation codes 0..15, B = weight
+codes), BWD_DATA (A = FP4 codes of dY in phase 0, B = weight codes of W^T) and BWD_WEIGHT (A =
+FP4 codes of dY^T in phase 1, B = activation codes; the caller transposes dW^T).
+"""
+
+from collections import Counter
+from typing import NamedTuple
+
+import numpy as np
+from cocotb.task import resume
+from cocotb.triggers import ClockCycles, First
+
+from golden import tiling
+from golden.tiling import Mode
+from rtl.array import output_layout
+from rtl.array_bench import commands_and_beats
+
+from .streams import StreamDriver, StreamMonitor, Streams
+
+SETTLE_CYCLES = 8          # cycles watched after the last expected output row, for surplus rows
+SHOWN_BEATS = 48           # operand beats printed per lane in a failure report
+
+
+class CycleCounter:
+    """A :class:`~testbench.streams.Streams` endpoint numbering the clock cycles: ``now`` is 0 in
+    the first cycle after the streams start."""
+
+    def __init__(self):
+        self.now = -1
+
+    def after_edge(self):
+        self.now += 1
+
+    def sample(self):
+        pass
+
+    def idle(self):
+        pass
+
+
+class TimedDriver(StreamDriver):
+    """A stream driver that also notes the cycle of every transfer in :attr:`cycles`."""
+
+    def __init__(self, dut, port, rng, valid_rate, clock):
+        super().__init__(dut, port, rng, valid_rate)
+        self.clock, self.cycles = clock, []
+
+    def sample(self):
+        super().sample()
+        if self.taken:
+            self.cycles.append(self.clock.now)
+
+
+class TimedMonitor(StreamMonitor):
+    """A stream monitor that also notes the cycle of every transfer in :attr:`cycles`."""
+
+    def __init__(self, dut, port, rng, ready_rate, clock):
+        super().__init__(dut, port, rng, ready_rate)
+        self.clock, self.cycles = clock, []
+
+    def sample(self):
+        count = len(self.received)
+        super().sample()
+        if len(self.received) > count:
+            self.cycles.append(self.clock.now)
+
+
+class Transfers(NamedTuple):
+    """What one :meth:`ArrayDriver.run` saw; cycles count from 0 = the first cycle of the run."""
+
+    beats: list            #: golden.tiling.OutputBeat per output row, as the array emitted it
+    out_cycles: list       #: cycle of each output row transfer
+    beat_cycles: list      #: cycle of each operand beat (A and B transfer together)
+    cmd_cycles: list       #: cycle of each command transfer
+    cycles: int            #: cycles up to and including the last output row
+
+
+class GemmRecord(NamedTuple):
+    """Statistics of one GEMM run by :meth:`ArrayDriver.gemm`."""
+
+    mode: Mode
+    shape: tuple           #: (M, K, N)
+    tiles: int
+    cycles: int            #: array cycles from the first command to the last output row
+
+    @property
+    def macs(self):
+        m, k, n = self.shape
+        return m * k * n
+
+
+class Scoreboard:
+    """Compares the output beats of a run with golden.tiling.output_beats, through a BenchContext.
+
+    Every accumulator of every output row is one vector (fields acc, overflow and the row's
+    row, last, mode, s); a mismatch fails with the seed, the tile, the output beat, the tile's
+    operand beats for that output, expected and actual values (:meth:`BenchContext.compare`).
+    """
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def check(self, tiles, beats):
+        """Compare ``beats`` (what the array emitted for ``tiles``, in order) with golden.tiling."""
+        expected = tiling.output_beats(tiles)
+        if len(beats) != len(expected):
+            message = (f"{self.ctx.module} on {self.ctx.sim}, test {self.ctx.test}, seed {self.ctx.seed}: "
+                       f"expected {len(expected)} output rows for {len(tiles)} tiles, got {len(beats)}")
+            self.ctx.record(message)
+            raise AssertionError(message)
+        self.ctx.compare(self._fields(expected), self._fields(beats),
+                         lambda index: self._describe(tiles, expected, index[0]))
+
+    def _fields(self, beats):
+        cols = len(beats[0].acc)
+        per_row = {name: np.repeat([int(getattr(beat, name)) for beat in beats], cols)
+                   for name in ("row", "last", "mode", "s")}
+        return {"acc": np.concatenate([np.asarray(beat.acc, np.int64) for beat in beats]),
+                "overflow": np.concatenate([np.asarray(beat.overflow, bool) for beat in beats]), **per_row}
+
+    @staticmethod
+    def _describe(tiles, expected, index):
+        cols = len(expected[0].acc)
+        beat, col = divmod(index, cols)
+        want = expected[beat]
+        tile = tiles[want.tile]
+        return (f"output beat {beat} = tile {want.tile} ({tile.mode.name}, k={tile.k}, s={tile.s}, output rows "
+                f"{tile.row0}.., columns {tile.col0}..) row {want.row} column {col}; A lane {want.row} over "
+                f"the beats {_shown(tile.a_beats[:, want.row])}, B lane {col} {_shown(tile.b_beats[:, col])}")
+
+
+def _shown(values):
+    values = [int(v) for v in values]
+    more = f" ... ({len(values)} beats)" if len(values) > SHOWN_BEATS else ""
+    return f"{values[:SHOWN_BEATS]}{more}"
+
+
+class ArrayDriver:
+    """Runs tiles and GEMMs on a TrainingArray (or a design with its ports) that is the cocotb top.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        With the array's ports ``cmd__*``, ``a__*``, ``b__*``, ``o__*``, ``clk``; clock running.
+    ctx : testbench.checks.BenchContext
+        Array parameters (``ctx.params``: rows, cols, fwd_width, bwd_width), the random generator
+        and the comparisons.
+    valid_rate : float
+        Probability that an idle input stream offers its next payload in a cycle (1: no gaps).
+    ready_rate : float
+        Probability that ``o.ready`` is high in a cycle (1: no back-pressure).
+    """
+
+    def __init__(self, dut, ctx, valid_rate=1.0, ready_rate=1.0):
+        self.dut, self.ctx = dut, ctx
+        self.rows, self.cols = ctx.params["rows"], ctx.params["cols"]
+        self.fwd_width, self.bwd_width = ctx.params["fwd_width"], ctx.params["bwd_width"]
+        self.valid_rate, self.ready_rate = valid_rate, ready_rate
+        self.layout = output_layout(self.rows, self.cols, max(self.fwd_width, self.bwd_width))
+        self.scoreboard = Scoreboard(ctx)
+        self.records = []
+
+    def tiles(self, mode, a, b, s=0):
+        """golden.tiling tiles of ``mode`` for this array's size and widths."""
+        return tiling.tiles(mode, a, b, self.rows, self.cols, s, self.fwd_width, self.bwd_width)
+
+    async def run(self, tiles, commands=None):
+        """Stream ``tiles`` back to back, collect their output rows, check them; returns :class:`Transfers`.
+
+        ``commands`` replaces the raw command payloads (e.g. with bad commands inserted, which take
+        no beats). Fails when the rows do not all arrive in time or a surplus row follows.
+        """
+        packed, a_beats, b_beats = commands_and_beats(tiles)
+        commands = packed if commands is None else commands
+        expected = len(tiles) * self.rows
+        rng, clock = self.ctx.rng, CycleCounter()
+        cmd, a, b = (TimedDriver(self.dut, port, rng, self.valid_rate, clock) for port in ("cmd", "a", "b"))
+        out = TimedMonitor(self.dut, "o", rng, self.ready_rate, clock)
+        streams = Streams(self.dut.clk, clock, cmd, a, b, out).start()
+        reached = out.expect(expected)
+        cmd.send(commands)
+        a.send(a_beats)
+        b.send(b_beats)
+        slowest = min(self.valid_rate, self.ready_rate)
+        budget = 200 + int(4 * (len(a_beats) + len(commands) * 3 * (self.rows + self.cols)) / slowest)
+        await First(reached.wait(), ClockCycles(self.dut.clk, budget))
+        if reached.is_set():
+            await ClockCycles(self.dut.clk, SETTLE_CYCLES)
+        streams.stop()
+        if len(out.received) != expected or a.cycles != b.cycles:
+            message = (f"{self.ctx.module} on {self.ctx.sim}, test {self.ctx.test}, seed {self.ctx.seed}: "
+                       f"{len(out.received)} output rows for {expected} expected ({len(cmd.cycles)} of "
+                       f"{len(commands)} commands, {len(a.cycles)}/{len(b.cycles)} of {len(a_beats)} A/B beats "
+                       f"taken{'' if a.cycles == b.cycles else ', A and B taken in different cycles'})")
+            self.ctx.record(message)
+            raise AssertionError(message)
+        beats = [self._decode(n, bits) for n, bits in enumerate(out.received)]
+        self.scoreboard.check(tiles, beats)
+        return Transfers(beats, out.cycles, a.cycles, cmd.cycles, out.cycles[-1] + 1 if out.cycles else 0)
+
+    async def gemm(self, mode, a, b, s=0):
+        """The GEMM ``a @ b`` of ``mode`` on the array; returns golden.units.Accumulated (int64, bool).
+
+        Raises ValueError/TypeError (from golden.tiling) for bad modes, codes, shapes or s.
+        """
+        a, b = np.asarray(a), np.asarray(b)
+        tiles = self.tiles(mode, a, b, s)
+        transfers = await self.run(tiles)
+        self.records.append(GemmRecord(Mode(mode), (a.shape[0], a.shape[1], b.shape[1]), len(tiles),
+                                       transfers.cycles))
+        return assemble(tiles, transfers.beats, a.shape[0], b.shape[1])
+
+    def _decode(self, index, bits):
+        row = self.layout.from_bits(bits)
+        return tiling.OutputBeat(index // self.rows, int(row.row), bool(row.last), int(row.mode), int(row.s),
+                                 np.array(list(row.acc), np.int64), np.array(list(row.overflow), bool))
+
+
+def assemble(tiles, beats, m, n):
+    """The cropped (m, n) result of ``tiles`` from the output rows ``beats`` the array emitted."""
+    rows = len(tiles[0].acc)
+    emitted = [tile._replace(acc=np.array([beat.acc for beat in beats[i * rows:(i + 1) * rows]]),
+                             overflow=np.array([beat.overflow for beat in beats[i * rows:(i + 1) * rows]]))
+               for i, tile in enumerate(tiles)]
+    return tiling.assemble(emitted, m, n)
+
+
+def cycles_by_mode(records):
+    """Array cycles and MACs per GEMM mode name over ``records`` (GemmRecord list)."""
+    cycles, macs = Counter(), Counter()
+    for record in records:
+        cycles[record.mode.name] += record.cycles
+        macs[record.mode.name] += record.macs
+    return dict(cycles), dict(macs)
+
+
+class ArrayBackend:
+    """A golden.layers.GemmBackend whose GEMMs run on the simulated array.
+
+    For code running in a :func:`cocotb.task.bridge` thread: every call blocks until the array has
+    computed the GEMM. Supported are the three GEMMs of the fourbit scheme at the array's widths:
+    ``gemm_int4(signed_a=False)`` (FWD), ``gemm_fp4_int4(phase=0, signed_b=True)`` (BWD_DATA) and
+    ``gemm_fp4_int4(phase=1, signed_b=False)`` (BWD_WEIGHT); anything else is a ValueError.
+    """
+
+    def __init__(self, driver):
+        self.driver = driver
+        self._gemm = resume(driver.gemm)
+
+    def gemm_int4(self, a, b, signed_a, width):
+        if signed_a is not False:
+            raise ValueError(f"signed_a must be False (the array's A operand is unsigned in FWD), got {signed_a!r}")
+        self._check_width(width, self.driver.fwd_width, "FWD")
+        return self._gemm(Mode.FWD, a, b)
+
+    def gemm_fp4_int4(self, codes, phase, b, signed_b, width):
+        modes = {(0, True): Mode.BWD_DATA, (1, False): Mode.BWD_WEIGHT}
+        mode = modes.get((phase, signed_b)) if isinstance(signed_b, bool) else None
+        if mode is None:
+            raise ValueError(f"(phase, signed_b) must be (0, True) for BWD_DATA or (1, False) for BWD_WEIGHT "
+                             f"on the array, got ({phase!r}, {signed_b!r})")
+        self._check_width(width, self.driver.bwd_width, mode.name)
+        return self._gemm(mode, codes, b)
+
+    @staticmethod
+    def _check_width(width, array_width, mode):
+        if width != array_width:
+            raise ValueError(f"width must be the array's {mode} accumulator width {array_width}, got {width!r}")
