@@ -59,16 +59,16 @@ verilog: $(STAMP)
 
 sim: tools
 	$(call stage,sim,cocotb regression against the golden model (SIM=$(or $(SIM),all) UNIT=$(or $(UNIT),all)),\
-	  $(PY) -m testbench $(if $(FAST_ON),--quick) && { [ -n "$(UNIT)" ] || $(PY) -m rtl.array_bench; })
+	  $(PY) -m testbench $(if $(FAST_ON),--quick) && { [ -n "$(UNIT)" ] || $(PY) -m testbench.array_bench; })
 
 synth: $(STAMP)
 	$(call stage,synth,Yosys + nextpnr for ECP5 and iCE40 into build/synth,$(PY) -m synth $(if $(FAST_ON),--quick) $(SYNTH_ARGS))
 
 train: $(STAMP)
-	$(call stage,train,the accuracy table into build/train,$(PY) -m golden.table)
+	$(call stage,train,the accuracy table into build/train,$(PY) -m golden.training.table)
 
 train-quick: $(STAMP)
-	$(call stage,train,fourbit vs FP32 on digits into build/train/quick,$(PY) -m golden.table --quick)
+	$(call stage,train,fourbit vs FP32 on digits into build/train/quick,$(PY) -m golden.training.table --quick)
 
 flow-train: $(STAMP)
 ifeq ($(FAST_ON),)
@@ -84,7 +84,7 @@ bitstream: $(STAMP)
 	$(call stage,bitstream,self-testing bitstream for $(or $(BOARD),ulx3s) into build/boards,$(PY) -m synth.boards --board $(or $(BOARD),ulx3s) $(BOARD_ARGS))
 
 array-bench: $(STAMP)
-	$(call stage,array-bench,utilization of the 8x8 array into build/sim,$(PY) -m rtl.array_bench)
+	$(call stage,array-bench,utilization of the 8x8 array into build/sim,$(PY) -m testbench.array_bench)
 
 test: tools
 	@$(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS); rc=$$?; \

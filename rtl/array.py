@@ -22,6 +22,16 @@ _TileLayout = data.StructLayout({"mode": 2, "s": SCALE_SHAPE})   # what the outp
 _BeatControl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
 
+def pack_lanes(values):
+    """Raw bits of one operand beat: lane i (4-bit two's complement or unsigned) at bits 4i..4i+3."""
+    return sum((int(value) & 0xF) << (4 * lane) for lane, value in enumerate(values))
+
+
+def pack_command(mode, k, s):
+    """Raw bits of a command payload."""
+    return CommandLayout.const({"mode": int(mode), "k": int(k), "s": int(s)}).as_bits()
+
+
 def output_layout(rows, cols, width):
     """One output beat: a row of ``cols`` accumulators with flags, its row index and tile metadata."""
     return data.StructLayout({

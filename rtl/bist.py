@@ -22,7 +22,7 @@ from golden import tiling
 from golden.units import BWD_WIDTH, FWD_WIDTH
 
 from .array import CommandLayout, TrainingArray, output_layout
-from .array_bench import pack_command, pack_lanes
+from .array import pack_command, pack_lanes
 from .params import check_int
 
 #: Operand ranges (inclusive) of A and B per mode, as the array takes them (golden/tiling.py).

@@ -6,7 +6,7 @@ stream drivers on ``cmd``, ``a`` and ``b`` (optional random valid gaps), collect
 rows of every tile with a monitor on ``o`` (optional random back-pressure), checks them beat by
 beat against golden.tiling (:class:`Scoreboard`) and assembles the cropped M x N result from
 what the array emitted: a golden.units.Accumulated like golden.units.gemm_int4 /
-gemm_fp4_int4 return. :class:`ArrayBackend` offers it as a golden.layers.GemmBackend to
+gemm_fp4_int4 return. :class:`ArrayBackend` offers it as a golden.training.layers.GemmBackend to
 training code that runs in a cocotb bridge thread.
 
 The modes and operands are those of golden.tiling: FWD (A = activation codes 0..15, B = weight
@@ -24,7 +24,7 @@ from cocotb.triggers import ClockCycles, First
 from golden import tiling
 from golden.tiling import Mode
 from rtl.array import output_layout
-from rtl.array_bench import commands_and_beats
+from testbench.array_bench import commands_and_beats
 
 from .streams import StreamDriver, StreamMonitor, Streams
 
@@ -246,7 +246,7 @@ def cycles_by_mode(records):
 
 
 class ArrayBackend:
-    """A golden.layers.GemmBackend whose GEMMs run on the simulated array.
+    """A golden.training.layers.GemmBackend whose GEMMs run on the simulated array.
 
     For code running in a :func:`cocotb.task.bridge` thread: every call blocks until the array has
     computed the GEMM. Supported are the three GEMMs of the fourbit scheme at the array's widths:

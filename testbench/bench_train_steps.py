@@ -2,9 +2,9 @@
 
 The top is rtl.training_core.TrainingCore (the training array, the radix-4 gradient quantizer and
 the GradScale unit side by side). The MLP 64 -> 64 -> 64 -> 64 -> 10 has two 4-bit hidden layers
-(golden.layers.Linear with PACT inputs and SAWB weights); its first and last layers, the loss and
-the SGD update stay FP32 (the fourbit scheme). The training step is golden.train.train_step; it
-runs in a cocotb bridge thread, and the hooks of golden.layers.Quant send
+(golden.training.layers.Linear with PACT inputs and SAWB weights); its first and last layers, the loss and
+the SGD update stay FP32 (the fourbit scheme). The training step is golden.training.train.train_step; it
+runs in a cocotb bridge thread, and the hooks of golden.training.layers.Quant send
 
 * every GEMM of the 4-bit layers (forward, BWD_DATA, BWD_WEIGHT) to the array
   (:class:`testbench.array_driver.ArrayBackend`),
@@ -29,13 +29,13 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, First
-from threadpoolctl import threadpool_limits
 
 import golden.fp4
-from golden import data as datasets
-from golden.layers import Identity, Linear, NonFiniteGradient, Pact, Quant, Radix4Gradients, Relu
-from golden.models import PACT_ALPHA_INIT, Model
-from golden.train import SGD, evaluate, train_step
+from golden.training import data as datasets
+from golden.training.layers import Identity, Linear, NonFiniteGradient, Pact, Quant, Radix4Gradients, Relu
+from golden.training.models import PACT_ALPHA_INIT, Model
+from golden.training.runtime import single_blas_thread
+from golden.training.train import SGD, evaluate, train_step
 
 from .array_driver import ArrayBackend, ArrayDriver, CycleCounter, cycles_by_mode
 from .bench_radix4_quantizer import decode as decode_quantizer
@@ -57,7 +57,7 @@ SETTLE_CYCLES = 8
 
 
 def build_mlp(dataset, quant, seed):
-    """golden.models.Model: Linear 64 -> HIDDEN (FP32), two 4-bit HIDDEN -> HIDDEN layers sharing
+    """golden.training.models.Model: Linear 64 -> HIDDEN (FP32), two 4-bit HIDDEN -> HIDDEN layers sharing
     ``quant``, Linear HIDDEN -> classes (FP32); He-normal weights from ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
     sizes = (int(np.prod(dataset.input_shape)), HIDDEN, HIDDEN, HIDDEN, dataset.n_classes)
@@ -80,7 +80,7 @@ def batch_indices(dataset, steps, seed):
 
 
 def train(model, dataset, batches):
-    """golden.train.train_step with SGD (momentum 0.9, weight decay 5e-4) at LR; the batch losses."""
+    """golden.training.train.train_step with SGD (momentum 0.9, weight decay 5e-4) at LR; the batch losses."""
     optimizer = SGD(model)
     return [train_step(model, optimizer, dataset.x_train[idx], dataset.y_train[idx], LR).loss for idx in batches]
 
@@ -163,7 +163,7 @@ class GradScaleDriver:
 
 
 class RtlRadix4Gradients(Radix4Gradients):
-    """Radix-4 FP4 gradients (TPR) from the RTL quantizer, for a golden.layers.Quant in a bridge thread.
+    """Radix-4 FP4 gradients (TPR) from the RTL quantizer, for a golden.training.layers.Quant in a bridge thread.
 
     The quantizer gives both phases per value; the layer asks for phase 0 and then phase 1 of the
     same tensor, so the tensor goes through the hardware once.
@@ -182,7 +182,7 @@ class RtlRadix4Gradients(Radix4Gradients):
 
 
 class RtlGradScale:
-    """GradScale from the RTL unit (golden.layers.DynamicScale's contract), for a bridge thread."""
+    """GradScale from the RTL unit (golden.training.layers.DynamicScale's contract), for a bridge thread."""
 
     def __init__(self, unit):
         self._scale = resume(unit.scale)
@@ -284,7 +284,7 @@ async def train_steps(dut):
     """STEPS[level] training steps with every 4-bit GEMM, scale and gradient code from the RTL;
     the weights must be bit-identical to the pure-golden run and the held-out loss must decrease."""
     ctx = BenchContext(dut, "train_steps")
-    threadpool_limits(1)   # a multi-threaded float matmul may sum in another order
+    single_blas_thread(warm_up=False)
     await start(dut)
     dataset = datasets.load(DATASET)
     batches = batch_indices(dataset, STEPS[ctx.level], ctx.seed)

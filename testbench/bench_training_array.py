@@ -21,7 +21,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from golden import tiling, units
 from golden.tiling import Mode
-from rtl.array_bench import pack_command
+from rtl.array import pack_command
 
 from .array_driver import ArrayDriver, assemble
 from .checks import BenchContext

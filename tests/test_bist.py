@@ -12,9 +12,10 @@ from amaranth import Elaboratable, Module, ResetInserter, Signal
 
 from golden import tiling
 from rtl.array import CommandLayout
-from rtl.array_bench import output_fields, pack_command
+from rtl.array import pack_command
+from testbench.array_bench import output_fields
 from rtl.bist import BoardSelfTest, SelfTest, self_test_program
-from rtl.sim import simulate
+from testbench.sim import simulate
 
 K = 8  # operand beats per tile: short runs
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from golden import data as datasets
+from golden.training import data as datasets
 from golden import units
 from golden.tiling import Mode
 from testbench import bench_train_steps, runner

@@ -5,7 +5,7 @@
   on random and adversarial inputs, including inputs right at every bound.
 - golden.fp4: quantize by table lookup, GradScale on bit patterns, code multipliers from a table.
 - golden.int4: SAWB and PACT without float64 copies; the reference is the float64 formula of the contract.
-- golden.layers: the float32 -> float16 cast by integer operations, the float16 -> float32 lookup,
+- golden.training.layers: the float32 -> float16 cast by integer operations, the float16 -> float32 lookup,
   and channels-last im2col/col2im.
 """
 
@@ -14,7 +14,8 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from conftest import ALL_FLOAT16
-from golden import fp4, int4, layers, units
+from golden import fp4, int4, units
+from golden.training import layers
 
 
 def reference_gemm(a_values, b_values, width):
@@ -305,7 +306,7 @@ def test_scalar_inputs_give_scalars_like_the_formulas():
 
 
 # ---------------------------------------------------------------------------------------------------
-# golden.layers
+# golden.training.layers
 
 def float16_corner_patterns():
     """float32 bit patterns at every float16 rounding decision: each half, the midpoints to its
@@ -384,7 +385,7 @@ def test_channels_last_im2col_and_col2im_equal_the_nchw_versions(rng, seed, x_sh
 
 
 # ---------------------------------------------------------------------------------------------------
-# golden.bench_epoch: arguments only (timings are measured, never asserted)
+# golden.training.bench_epoch: arguments only (timings are measured, never asserted)
 
 @pytest.mark.parametrize("argv, message", [
     (["--pairs", "digits-resnet"], "must be one of digits-mlp, digits-cnn, mnist1d-cnn, mnist1d-mlp"),
@@ -392,7 +393,7 @@ def test_channels_last_im2col_and_col2im_equal_the_nchw_versions(rng, seed, x_sh
     (["--repeats", "x"], "must be a positive integer, got 'x'"),
 ])
 def test_bench_epoch_rejects_bad_arguments(capsys, argv, message):
-    from golden import bench_epoch
+    from golden.training import bench_epoch
     with pytest.raises(SystemExit) as exit_info:
         bench_epoch.main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err

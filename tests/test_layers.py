@@ -1,10 +1,10 @@
-"""golden.layers: FP32 gradients vs finite differences, and the 4-bit layers' exact golden-unit calls."""
+"""golden.training.layers: FP32 gradients vs finite differences, and the 4-bit layers' exact golden-unit calls."""
 
 import numpy as np
 import pytest
 
 from golden import fp4, int4, units
-from golden.layers import (Conv2d, DataQuantizer, FixedScale, Identity, Linear, NonFiniteGradient, Pact, Quant,
+from golden.training.layers import (Conv2d, DataQuantizer, FixedScale, Identity, Linear, NonFiniteGradient, Pact, Quant,
                            Radix4Gradients, RecordingBackend, Relu, col2im, im2col)
 
 F64 = np.float64

@@ -11,9 +11,10 @@ from golden import tiling
 from golden.tiling import Mode
 from rtl import generate, tools
 from rtl.array import TrainingArray
-from rtl.array_bench import commands_and_beats, first_mismatch, pack_command, stream_tiles
+from rtl.array import pack_command
+from testbench.array_bench import commands_and_beats, first_mismatch, stream_tiles
 from rtl.pe import ProcessingElement
-from rtl.sim import simulate
+from testbench.sim import simulate
 
 WIDTH_PAIRS = [(gu.FWD_WIDTH, gu.BWD_WIDTH), (8, 8), (20, 12)]  # (fwd, bwd): bwd wider, equal, fwd wider
 

@@ -5,7 +5,7 @@ import pytest
 
 import golden.fp4 as fp4
 from rtl.grad_scale import GradScaleUnit
-from rtl.sim import simulate, stream_lanes, stream_put
+from testbench.sim import simulate, stream_lanes, stream_put
 
 LANES = 16
 LAST = 1 << 16

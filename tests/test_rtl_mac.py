@@ -9,7 +9,7 @@ from amaranth.hdl import Fragment
 import golden.units as gu
 from rtl.int4_mac import Int4Mac
 from rtl.shift_mac import ShiftMac
-from rtl.sim import simulate
+from testbench.sim import simulate
 
 
 class Int4MacDriver:

@@ -5,7 +5,7 @@ import pytest
 
 import golden.fp4 as fp4
 from rtl.radix4_quantizer import Radix4Quantizer
-from rtl.sim import simulate, stream_lanes, stream_put
+from testbench.sim import simulate, stream_lanes, stream_put
 
 LANES = 16
 ALL_PATTERNS = np.arange(1 << 16, dtype=np.int64)

@@ -13,10 +13,10 @@ from golden import tiling
 from golden.tiling import Mode
 from rtl import generate
 from rtl.array import TrainingArray
-from rtl.array_bench import commands_and_beats, first_mismatch, stream_tiles
+from testbench.array_bench import commands_and_beats, first_mismatch, stream_tiles
 from rtl.grad_scale import GradScaleUnit
 from rtl.radix4_quantizer import Radix4Quantizer
-from rtl.sim import simulate, stream_put
+from testbench.sim import simulate, stream_put
 from rtl.training_core import TrainingCore
 
 

@@ -1,4 +1,4 @@
-"""golden.train / schemes / data / models / table: the training step, determinism, seam, bad input."""
+"""golden.training.train / schemes / data / models / table: the training step, determinism, seam, bad input."""
 
 import json
 import random
@@ -7,11 +7,12 @@ import socket
 import numpy as np
 import pytest
 
-from golden import data, train, units
-from golden.layers import Quant, RecordingBackend
-from golden.models import build_model
-from golden.schemes import SCHEMES, get_scheme
-from golden.table import markdown, summarize
+from golden import units
+from golden.training import data, train
+from golden.training.layers import Quant, RecordingBackend
+from golden.training.models import build_model
+from golden.training.schemes import SCHEMES, get_scheme
+from golden.training.table import markdown, summarize
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,7 @@ def test_bad_names_and_numbers():
     (["--dataset", "digits", "--model", "mlp", "--scheme", "fp32", "--epochs", "1", "--batch-size", "0"],
      "must be a positive integer"),
     (["--dataset", "digits", "--model", "mlp", "--scheme", "fp4"], "invalid choice: 'fp4'"),
-    (["--dataset", "digits", "--model", "mlp", "--scheme", "fp32"], "required without --table: --epochs"),
+    (["--dataset", "digits", "--model", "mlp", "--scheme", "fp32"], "the following arguments are required: --epochs"),
 ])
 def test_cli_rejects_bad_arguments(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:

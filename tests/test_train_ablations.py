@@ -5,7 +5,7 @@ import pytest
 
 from golden import fp4, fp4_radix2, fp16, units
 from golden.fp16acc import Fp16ChunkBackend, chunked_fp16_matmul, round_to_binary16
-from golden.layers import Linear, Pact, Quant, RecordingBackend
+from golden.training.layers import Linear, Pact, Quant, RecordingBackend
 
 F64 = np.float64
 FINITE_FLOAT16 = np.arange(1 << 16, dtype=np.uint16).view(np.float16)

@@ -2,15 +2,15 @@
 
 Library use::
 
-    data = golden.data.load("digits")
-    model = golden.models.build_model("mlp", data, golden.schemes.get_scheme("fourbit"), rng)
+    data = golden.training.data.load("digits")
+    model = golden.training.models.build_model("mlp", data, golden.training.schemes.get_scheme("fourbit"), rng)
     opt = SGD(model, lr=0.05)
     result = train_step(model, opt, x_batch, y_batch, lr=0.05)   # StepResult(loss, correct)
 
 Command line::
 
-    python -m golden.train --dataset digits --model mlp --scheme fourbit --epochs 20 --seed 0 [--json]
-    python -m golden.train --table [--quick]      # the whole table (golden.table)
+    python -m golden.training.train --dataset digits --model mlp --scheme fourbit --epochs 20 --seed 0 [--json]
+    python -m golden.training.table [--quick]      # the whole accuracy table
 
 Softmax cross-entropy (mean over the batch), SGD with momentum on FP32 master weights with a cosine
 learning-rate schedule, L2 decay on weights and PACT alphas. A run is a pure function of its
@@ -30,6 +30,7 @@ import numpy as np
 from . import data as datasets
 from .layers import NonFiniteGradient
 from .models import MODELS, build_model
+from .runtime import single_blas_thread
 from .schemes import SCHEMES, get_scheme
 
 ALPHA_MIN = 1e-2        # PACT alpha is kept >= this (it must stay > 0)
@@ -154,7 +155,7 @@ class RunConfig:
 def run(config, progress=False, backend=None, dataset=None):
     """Train one configuration; returns a JSON-ready dict (history per epoch, final accuracy, timings).
 
-    ``backend`` replaces the GEMM backend of the 4-bit layers; ``dataset`` a preloaded golden.data.Dataset.
+    ``backend`` replaces the GEMM backend of the 4-bit layers; ``dataset`` a preloaded golden.training.data.Dataset.
     Raises :class:`Diverged` when the run diverges.
     """
     data = dataset if dataset is not None else datasets.load(config.dataset)
@@ -237,34 +238,24 @@ _positive_float = argument_type(float, lambda value: math.isfinite(value) and va
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m golden.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=datasets.DATASETS)
-    parser.add_argument("--model", choices=MODELS)
-    parser.add_argument("--scheme", choices=tuple(SCHEMES))
-    parser.add_argument("--epochs", type=positive_int)
+    parser = argparse.ArgumentParser(prog="python -m golden.training.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=datasets.DATASETS, required=True)
+    parser.add_argument("--model", choices=MODELS, required=True)
+    parser.add_argument("--scheme", choices=tuple(SCHEMES), required=True)
+    parser.add_argument("--epochs", type=positive_int, required=True,
+                        help="the accuracy table uses 20 for digits and 30 for mnist1d")
     parser.add_argument("--seed", type=_non_negative_int, default=0)
     parser.add_argument("--batch-size", type=positive_int, help="default: 64 for digits, 128 for mnist1d")
     parser.add_argument("--lr", type=_positive_float, help="peak learning rate (default: 0.05 digits, 0.1 mnist1d)")
     parser.add_argument("--json", action="store_true", help="print the run's result as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--table", action="store_true", help="run the whole table (golden.table)")
-    parser.add_argument("--quick", action="store_true", help="with --table: the short version")
-    args = parser.parse_args(argv)
-    if not args.table:
-        missing = [f"--{name}" for name in ("dataset", "model", "scheme", "epochs") if getattr(args, name) is None]
-        if missing:
-            parser.error(f"the following arguments are required without --table: {', '.join(missing)}")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.table:
-        from . import table
-        return table.main(["--quick"] if args.quick else [])
     config = RunConfig(args.dataset, args.model, args.scheme, args.epochs, args.seed, args.batch_size, args.lr)
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(1)        # a multi-threaded float matmul may sum in another order: keep runs reproducible
+    single_blas_thread(warm_up=False)
     try:
         result = run(config, progress=not args.no_progress)
     except Diverged as error:

@@ -1,6 +1,6 @@
 """amaranth.sim host model of the training array, and its utilization benchmark.
 
-``python -m rtl.array_bench`` streams back-to-back tiles with K = 16, 64 and 256 through the
+``python -m testbench.array_bench`` streams back-to-back tiles with K = 16, 64 and 256 through the
 default 8 x 8 array, checks every output beat against golden.tiling and writes
 build/sim/array_utilization.json. ``stream_tiles`` is the host model the tests use.
 """
@@ -16,18 +16,9 @@ from amaranth import Cat, Elaboratable, Module, Signal
 from golden import tiling
 from golden.units import BWD_WIDTH, FWD_WIDTH
 
-from .array import CommandLayout, TrainingArray
+from rtl.array import CommandLayout, TrainingArray, pack_command, pack_lanes
+
 from .sim import simulate
-
-
-def pack_lanes(values):
-    """Raw bits of one operand beat: lane i (4-bit two's complement or unsigned) at bits 4i..4i+3."""
-    return sum((int(value) & 0xF) << (4 * lane) for lane, value in enumerate(values))
-
-
-def pack_command(mode, k, s):
-    """Raw bits of a command payload."""
-    return CommandLayout.const({"mode": int(mode), "k": int(k), "s": int(s)}).as_bits()
 
 
 class Harness(Elaboratable):
@@ -199,7 +190,7 @@ def measure(k, rows=8, cols=8, tile_rows=4, tile_cols=2, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m rtl.array_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m testbench.array_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="build/sim/array_utilization.json", help="output file (default: %(default)s)")
     args = parser.parse_args(argv)
     rows = cols = 8

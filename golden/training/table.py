@@ -1,8 +1,8 @@
 """The accuracy table: every scheme, dataset and model over several seeds (``make train``).
 
-``python -m golden.table`` (or ``python -m golden.train --table``) writes ``build/train/results.json``
+``python -m golden.training.table`` writes ``build/train/results.json``
 (every run with its per-epoch history and gradient-code statistics, plus the aggregated rows, the
-epoch-time ratios and the targets of issue 7), ``build/train/results.md`` and the PNG plots.
+epoch-time ratios and the targets of docs/training.md), ``build/train/results.md`` and the PNG plots.
 ``--quick`` (or env FAST=1) runs only digits-MLP, fp32 vs fourbit, for a few epochs, into
 ``build/train/quick/``. Runs go to a process pool (one BLAS thread per run); a diverged FP32 or
 fourbit run makes the exit status 1, a diverged ablation is reported as such in the table.
@@ -21,9 +21,10 @@ import numpy as np
 
 from . import data as datasets
 from .schemes import SCHEMES
+from .runtime import single_blas_thread
 from .train import Diverged, RunConfig, run
 
-OUT_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "train"
+OUT_DIR = pathlib.Path(__file__).resolve().parents[2] / "build" / "train"
 SEEDS = (0, 1, 2)
 ABLATIONS = ("all4bit", "no_tpr", "no_gradscale", "radix2", "fp16acc")
 REQUIRED = ("fp32", "fourbit")
@@ -37,7 +38,7 @@ class Entry(NamedTuple):
 
 
 # Ablations on one MLP and one CNN (one per dataset), all-4-bit everywhere: about 1,350 CPU seconds,
-# 11-12 minutes on 2 free cores (batch size and learning rate: golden.train.DEFAULTS).
+# 11-12 minutes on 2 free cores (batch size and learning rate: golden.training.train.DEFAULTS).
 FULL = (
     Entry("digits", "mlp", 20, REQUIRED + ABLATIONS),
     Entry("digits", "cnn", 20, REQUIRED + ("all4bit",)),
@@ -46,26 +47,13 @@ FULL = (
 )
 QUICK = (Entry("digits", "mlp", 8, REQUIRED),)
 
-# (dataset, model, maximum gap in points of fourbit below fp32) from issue 7
+# (dataset, model, maximum gap in points of fourbit below fp32), the targets of docs/training.md
 TARGETS = (("digits", "mlp", 1.0), ("digits", "cnn", 1.0), ("mnist1d", "cnn", 2.0))
 TIME_RATIO_TARGET = 3.0
 
 
-def warm_up_blas():
-    """Run one large float64 matmul, so that every epoch is timed in the same OpenBLAS state.
-
-    Measured with this OpenBLAS (0.3.31, Haswell kernels): small float32 matmuls such as 64x256 @ 256x256
-    take about 3.5x longer until the process has run one large enough GEMM (a 256x256 float64 one), so
-    without this an epoch's time depends on what ran before it in the same process.
-    """
-    square = np.ones((256, 256))
-    square @ square
-
-
 def _init_worker():
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(1)
-    warm_up_blas()
+    single_blas_thread()
 
 
 def _run_one(config):
@@ -174,7 +162,7 @@ def markdown(rows, targets, meta):
         lines.append(f"| {r['dataset']} | {r['model']} | {r['scheme']} | {r['epochs']} | {acc} | "
                      f"{_fmt(r['gap_to_fp32'], '+.2f') if r['scheme'] != 'fp32' else ''} | "
                      f"{_fmt(r['epoch_cpu_seconds'], '.2f')} | {_fmt(r.get('epoch_time_ratio'), '.2f', '')} |")
-    lines += ["", "## Targets (issue 7)", ""]
+    lines += ["", "## Targets", ""]
     for t in targets:
         value = f"gap {t['gap']:+.2f} points" if "gap" in t else f"ratio {t['ratio']:.2f}"
         lines.append(f"- {'met' if t['met'] else 'MISSED'}: {t['what']} ({value})")
@@ -244,7 +232,7 @@ def _plot_codes(plt, result, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m golden.table", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m golden.training.table", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=os.environ.get("FAST", "") not in ("", "0"),
                         help="digits-MLP, fp32 vs fourbit, few epochs (also env FAST=1)")
     parser.add_argument("--out", type=pathlib.Path, help="output directory (default build/train, "

@@ -66,9 +66,9 @@ def _pairs(spec):
 
 
 def build_model(name, dataset, scheme, rng, quant=None, dtype=np.float32):
-    """Model ``name`` for ``dataset`` (a golden.data.Dataset) under ``scheme``.
+    """Model ``name`` for ``dataset`` (a golden.training.data.Dataset) under ``scheme``.
 
-    ``quant`` is the shared golden.layers.Quant of the 4-bit layers (default ``scheme.make_quant()``);
+    ``quant`` is the shared golden.training.layers.Quant of the 4-bit layers (default ``scheme.make_quant()``);
     ``rng`` (numpy Generator) draws the initial weights in layer order.
     """
     specs = _layer_specs(name, dataset.input_shape, dataset.n_classes)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 DATASETS = ("digits", "mnist1d")
-CACHE_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "data"
+CACHE_DIR = pathlib.Path(__file__).resolve().parents[2] / "build" / "data"
 
 
 class Dataset(NamedTuple):

@@ -1,8 +1,8 @@
-"""Epoch-time benchmark: fourbit vs FP32 training epochs of the same model in the same code (issue 7).
+"""Epoch-time benchmark: fourbit vs FP32 training epochs of the same model in the same code.
 
-``python -m golden.bench_epoch`` trains every dataset/model pair of the full table (golden.table.FULL)
+``python -m golden.training.bench_epoch`` trains every dataset/model pair of the full table (golden.training.table.FULL)
 for one epoch under ``fp32`` and ``fourbit``, alternately and a few times (seed 0, one BLAS thread as in
-golden.table), and writes ``build/train/epoch_time.json``: per pair the median CPU and wall seconds of a
+golden.training.table), and writes ``build/train/epoch_time.json``: per pair the median CPU and wall seconds of a
 training epoch (evaluation excluded) for both schemes and their ratio (target: fourbit <= 3x fp32).
 """
 
@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from . import data as datasets
-from .table import FULL, OUT_DIR, TIME_RATIO_TARGET, warm_up_blas
+from .runtime import single_blas_thread
+from .table import FULL, OUT_DIR, TIME_RATIO_TARGET
 from .train import RunConfig, positive_int, run
 
 PAIRS = tuple(f"{entry.dataset}-{entry.model}" for entry in FULL)
@@ -59,15 +60,13 @@ def _pair(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m golden.bench_epoch", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m golden.training.bench_epoch", description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", nargs="+", type=_pair, default=PAIRS, help=f"default: {' '.join(PAIRS)}")
     parser.add_argument("--repeats", type=positive_int, default=5,
                         help="one-epoch runs per scheme and pair, alternating fp32/fourbit (median; default 5)")
     parser.add_argument("--out", type=pathlib.Path, default=OUT_DIR / "epoch_time.json")
     args = parser.parse_args(argv)
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(1)        # like golden.table: one BLAS thread per run
-    warm_up_blas()
+    single_blas_thread()        # like golden.training.table: one warmed-up BLAS thread per run
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     results = bench(args.pairs, args.repeats)

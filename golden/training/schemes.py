@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass
 
-from . import units
-from .fp16acc import Fp16ChunkBackend
-from .fp4_radix2 import Radix2Gradients
+from .. import units
+from ..fp16acc import Fp16ChunkBackend
+from ..fp4_radix2 import Radix2Gradients
 from .layers import DynamicScale, FixedScale, Quant, Radix4Gradients
 
 
@@ -39,7 +39,7 @@ class Scheme:
     fp16_accumulation: bool = False
 
     def make_quant(self, backend=None):
-        """A :class:`golden.layers.Quant` shared by the model's 4-bit layers (None for FP32).
+        """A :class:`golden.training.layers.Quant` shared by the model's 4-bit layers (None for FP32).
 
         ``backend`` replaces the GEMM backend (default golden.units, or FP16 accumulation for fp16acc).
         """

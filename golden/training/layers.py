@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from . import fp4, int4, units
+from .. import fp4, int4, units
 
 FP4_UNIT_SHIFT = 13     # backward accumulators count units of 2**(s - 13)
 
@@ -109,7 +109,7 @@ class FixedScale(DynamicScale):
 
 @dataclass
 class Quant:
-    """How a 4-bit layer computes: GEMM backend, gradient format and scale policy (see golden.schemes)."""
+    """How a 4-bit layer computes: GEMM backend, gradient format and scale policy (see golden.training.schemes)."""
 
     backend: GemmBackend = units
     grads: object = field(default_factory=Radix4Gradients)
