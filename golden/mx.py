@@ -1,0 +1,226 @@
+"""Block-scaled FP4 formats: MXFP4 (OCP MX v1.0) and NVFP4, bit for bit (docs/numerics.md section 9).
+
+Both store E2M1 elements (OCP encoding: bit 3 sign, bits 2..1 exponent with bias 1, bit 0 mantissa;
+magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6) in blocks along the last axis:
+
+- MXFP4: one E8M0 scale (power of two, bias 127, 0xFF = NaN) per 32 elements.
+- NVFP4: one E4M3 (fn) scale per 16 elements and one float32 scale per tensor.
+
+Elements round to nearest (ties to even, or away from zero with ``rounding="away"``) or stochastically
+(``rounding="stochastic"`` with a numpy Generator ``rng``). A block holding NaN or Inf gets the NaN scale
+code and zero elements; :func:`invalid_blocks` counts such blocks. :func:`hadamard` is the random
+Hadamard transform of the gradient GEMMs.
+"""
+
+import numpy as np
+
+MX_BLOCK = 32
+NV_BLOCK = 16
+E2M1_MAX = 6.0
+E4M3_MAX = 448.0
+NV_GLOBAL_DIVISOR = E4M3_MAX * E2M1_MAX     # 2688: the largest block scale times the largest element
+E8M0_BIAS = 127
+E8M0_NAN = 0xFF
+E4M3_NAN = 0x7F
+SIGN_BIT = 0x8
+ROUNDINGS = ("even", "away", "stochastic")
+
+# magnitude of every non-negative code, in code order (so a code's parity is its mantissa bit)
+E2M1_GRID = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6], np.float64)
+_E4M3_EXP, _E4M3_MAN = np.divmod(np.arange(0x7F), 8)
+E4M3_GRID = np.where(_E4M3_EXP == 0, _E4M3_MAN * 2.0**-9, (1 + _E4M3_MAN / 8) * 2.0 ** (_E4M3_EXP - 7))
+# every E2M1 code 0..15 as float32
+E2M1_VALUES = np.concatenate([E2M1_GRID, -E2M1_GRID]).astype(np.float32)
+
+
+def _check_float32(name, x):
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        what = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{name} must be a float32 numpy array, got {what}")
+
+
+def _check_blocks(name, x, block):
+    if x.ndim == 0 or x.shape[-1] == 0 or x.shape[-1] % block:
+        raise ValueError(f"{name} must have a last axis that is a positive multiple of the block size {block}, "
+                         f"got shape {x.shape}")
+    return x.reshape(*x.shape[:-1], x.shape[-1] // block, block)
+
+
+def _check_uint8(name, value, shape):
+    if not isinstance(value, np.ndarray) or value.dtype != np.uint8:
+        what = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+        raise TypeError(f"{name} must be a uint8 numpy array, got {what}")
+    if shape is not None and value.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {value.shape}")
+
+
+def _check_rounding(rounding, rng):
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}; got {rounding!r}")
+    if rounding == "stochastic" and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rounding='stochastic' needs rng, a numpy Generator; got rng={rng!r}")
+
+
+def round_to_grid(a, grid, rounding="even", rng=None):
+    """Index of ``a`` (float32 magnitudes >= 0, not NaN) on ``grid`` (increasing, grid[0] = 0), saturating.
+
+    "even": nearest, ties to the even index; "away": nearest, ties to the larger index; "stochastic":
+    the larger neighbour with probability (a - lo) / (hi - lo), i.e. u < (a - lo) / (hi - lo) for one
+    ``rng.random()`` draw u in [0, 1) per element (float64, in C order), so that E[value] = a below the
+    top of the grid. Values above the grid's top saturate to its last index.
+    """
+    top = len(grid) - 1
+    if rounding == "stochastic":
+        u = rng.random(a.shape)
+        lo = np.minimum(np.searchsorted(grid, a, side="right") - 1, top - 1)
+        low, high = grid[lo], grid[lo + 1]
+        up = u * (high - low) < a - low         # u < (a - lo) / (hi - lo), without a division
+        return np.where(a >= grid[top], top, lo + up)
+    midpoints = (grid[1:] + grid[:-1]) / 2
+    if rounding == "away":
+        return np.searchsorted(midpoints, a, side="right")
+    index = np.searchsorted(midpoints, a, side="left")
+    tie = (index < top) & (a == midpoints[np.minimum(index, top - 1)]) & (index % 2 == 1)
+    return index + tie
+
+
+def e2m1_encode(y, rounding="even", rng=None):
+    """E2M1 codes (uint8) of float32 ``y`` (not NaN): rounded as :func:`round_to_grid`, saturating to +-6."""
+    code = round_to_grid(np.abs(y), E2M1_GRID, rounding, rng).astype(np.uint8)
+    return code | np.where(np.signbit(y), np.uint8(SIGN_BIT), np.uint8(0))
+
+
+def e4m3_encode(v):
+    """E4M3 (fn) codes of float32 magnitudes ``v >= 0`` (not NaN): nearest, ties to even, saturating at 448."""
+    return round_to_grid(v, E4M3_GRID).astype(np.uint8)
+
+
+def e4m3_decode(codes):
+    """float32 values of E4M3 (fn) codes (0x7F and 0xFF are NaN)."""
+    table = np.concatenate([E4M3_GRID, [np.nan], -E4M3_GRID, [np.nan]]).astype(np.float32)
+    return table[codes]
+
+
+def e8m0_decode(codes):
+    """float32 values 2**(code - 127) of E8M0 codes (0xFF is NaN; code 0 is 2**-127, a float32 subnormal)."""
+    values = np.ldexp(np.float32(1), np.minimum(codes, E8M0_NAN - 1).astype(np.int32) - E8M0_BIAS).astype(np.float32)
+    return np.where(codes == E8M0_NAN, np.float32(np.nan), values)
+
+
+def _finite_blocks(blocks):
+    """(amax per block with 0 for invalid blocks, mask of blocks holding NaN or Inf)."""
+    invalid = ~np.isfinite(blocks).all(axis=-1)
+    amax = np.abs(np.where(invalid[..., None], np.float32(0), blocks)).max(axis=-1)
+    return amax, invalid
+
+
+def mxfp4_quantize(x, rounding="even", rng=None):
+    """MXFP4 codes of float32 ``x`` in blocks of 32 along the last axis.
+
+    Returns ``(codes, scales)``: uint8 E2M1 codes of x's shape, and uint8 E8M0 scale codes of shape
+    ``x.shape[:-1] + (n // 32,)``. Scale exponent e = floor(log2(amax)) - 2 clamped to -127..127 (code
+    e + 127; code 0 for an all-zero block), elements e2m1(x / 2**e); a block with NaN or Inf gets scale
+    0xFF and zero elements.
+    """
+    _check_float32("x", x)
+    blocks = _check_blocks("x", x, MX_BLOCK)
+    _check_rounding(rounding, rng)
+    amax, invalid = _finite_blocks(blocks)
+    exponent = np.frexp(amax)[1] - 1 - 2                  # frexp is exact: amax = m * 2**(floor(log2)+1)
+    exponent = np.where(amax == 0, -E8M0_BIAS, np.clip(exponent, -E8M0_BIAS, E8M0_BIAS))
+    scaled = np.ldexp(np.where(invalid[..., None], np.float32(0), blocks), -exponent[..., None]).astype(np.float32)
+    codes = e2m1_encode(scaled, rounding, rng).reshape(x.shape)
+    scales = np.where(invalid, E8M0_NAN, exponent + E8M0_BIAS).astype(np.uint8)
+    return codes, scales
+
+
+def mxfp4_decode(codes, scales):
+    """float32 values of MXFP4 ``codes`` with E8M0 ``scales`` (one per 32; NaN blocks decode to NaN)."""
+    _check_uint8("codes", codes, None)
+    blocks = _check_blocks("codes", codes, MX_BLOCK)
+    _check_uint8("scales", scales, blocks.shape[:-1])
+    _check_codes(codes)
+    return (E2M1_VALUES[blocks] * e8m0_decode(scales)[..., None]).reshape(codes.shape)
+
+
+def nvfp4_quantize(x, rounding="even", rng=None):
+    """NVFP4 codes of float32 ``x`` in blocks of 16 along the last axis.
+
+    Returns ``(codes, block_scales, global_scale)``: uint8 E2M1 codes, uint8 E4M3 block scale codes of
+    shape ``x.shape[:-1] + (n // 16,)`` and the float32 tensor scale g = amax / 2688 (amax over the
+    finite values; g = 1 when that is 0 or g underflows to 0). In float32: s_b = e4m3(amax_block / 6 / g),
+    elements e2m1(x / (decode(s_b) * g)); a block whose scale decodes to 0 has zero elements, a block with
+    NaN or Inf gets the E4M3 NaN code 0x7F and zero elements.
+    """
+    _check_float32("x", x)
+    blocks = _check_blocks("x", x, NV_BLOCK)
+    _check_rounding(rounding, rng)
+    amax, invalid = _finite_blocks(blocks)
+    g = np.float32(amax.max()) / np.float32(NV_GLOBAL_DIVISOR)
+    global_scale = np.float32(1) if g == 0 else g
+    scale_codes = e4m3_encode(amax / np.float32(E2M1_MAX) / global_scale)
+    denominator = E4M3_GRID.astype(np.float32)[scale_codes] * global_scale
+    empty = invalid | (denominator == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(empty[..., None], np.float32(0), blocks / denominator[..., None])
+    codes = e2m1_encode(scaled.astype(np.float32), rounding, rng).reshape(x.shape)
+    block_scales = np.where(invalid, E4M3_NAN, scale_codes).astype(np.uint8)
+    return codes, block_scales, np.float32(global_scale)
+
+
+def nvfp4_decode(codes, block_scales, global_scale):
+    """float32 values of NVFP4 ``codes``: e2m1 * (decode(block_scale) * global_scale), in float32."""
+    _check_uint8("codes", codes, None)
+    blocks = _check_blocks("codes", codes, NV_BLOCK)
+    _check_uint8("block_scales", block_scales, blocks.shape[:-1])
+    _check_codes(codes)
+    if not (isinstance(global_scale, (float, np.floating)) and np.isfinite(global_scale) and global_scale > 0):
+        raise ValueError(f"global_scale must be a finite float > 0, got {global_scale!r}")
+    scale = e4m3_decode(block_scales) * np.float32(global_scale)
+    return (E2M1_VALUES[blocks] * scale[..., None]).reshape(codes.shape)
+
+
+def _check_codes(codes):
+    if (codes > 0xF).any():
+        raise ValueError(f"codes must be E2M1 codes 0..15, got {codes[codes > 0xF].flat[0]}")
+
+
+def invalid_blocks(scales, fmt):
+    """Number of blocks of format ``fmt`` ("mxfp4" or "nvfp4") whose scale code is NaN (E8M0 0xFF, E4M3
+    0x7F or 0xFF): the blocks that held NaN or Inf."""
+    _check_uint8("scales", scales, None)
+    if fmt == "mxfp4":
+        return int(np.count_nonzero(scales == E8M0_NAN))
+    if fmt == "nvfp4":
+        return int(np.count_nonzero((scales & 0x7F) == E4M3_NAN))
+    raise ValueError(f"fmt must be 'mxfp4' or 'nvfp4', got {fmt!r}")
+
+
+def hadamard(x, signs):
+    """Random Hadamard transform of float32 ``x`` in blocks of ``len(signs)`` (16 or 32) along the last axis.
+
+    Each block b becomes H (signs * b) / sqrt(n), with H the n x n Sylvester Hadamard matrix: an orthogonal
+    map, so applying it with the same signs to both inputs of a GEMM along its reduction axis leaves the
+    exact product unchanged while spreading outliers across the block. ``signs`` are +-1 (float32).
+    """
+    _check_float32("x", x)
+    _check_float32("signs", signs)
+    if signs.shape not in ((NV_BLOCK,), (MX_BLOCK,)) or not np.isin(signs, (-1, 1)).all():
+        raise ValueError(f"signs must be 16 or 32 values +-1, got shape {signs.shape}")
+    blocks = _check_blocks("x", x, len(signs))
+    return ((blocks * signs) @ hadamard_matrix(len(signs))).reshape(x.shape)
+
+
+def random_signs(n, rng):
+    """``n`` random signs +-1 (float32) for :func:`hadamard`, one ``rng.integers(0, 2)`` draw each."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator, got {rng!r}")
+    return (1 - 2 * rng.integers(0, 2, n)).astype(np.float32)
+
+
+def hadamard_matrix(n):
+    """The n x n Sylvester Hadamard matrix divided by sqrt(n), float32 (n a power of two; symmetric)."""
+    h = np.ones((1, 1), np.float32)
+    while len(h) < n:
+        h = np.block([[h, h], [h, -h]])
+    return (h / np.sqrt(np.float32(n))).astype(np.float32)
