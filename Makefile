@@ -12,7 +12,7 @@ export SIM UNIT SEED WAVES LONG BOARD FAST
 PYTEST_MARK := $(if $(filter-out 0,$(LONG)),,-m "not slow")
 FAST_ON := $(filter-out 0,$(FAST))
 
-.PHONY: all test selfcheck tools verilog sim synth train train-quick flow-train array-bench report bitstream clean
+.PHONY: all test selfcheck tools verilog sim formal synth train train-quick flow-train array-bench report bitstream clean
 
 # The main flow; FAST=1 runs the quick regression, the quick synthesis and no training.
 all: tools
@@ -60,6 +60,9 @@ verilog: $(STAMP)
 sim: tools
 	$(call stage,sim,cocotb regression against the golden model (SIM=$(or $(SIM),all) UNIT=$(or $(UNIT),all)),\
 	  $(PY) -m testbench $(if $(FAST_ON),--quick) && { [ -n "$(UNIT)" ] || $(PY) -m testbench.array_bench; })
+
+formal: $(STAMP)
+	$(call stage,formal,formal proofs with SymbiYosys into build/formal,$(PY) -m testbench.formal)
 
 synth: $(STAMP)
 	$(call stage,synth,Yosys + nextpnr for ECP5 and iCE40 into build/synth,$(PY) -m synth $(if $(FAST_ON),--quick) $(SYNTH_ARGS))

