@@ -57,6 +57,19 @@ def make_row(design, module, results):
     }
 
 
+def merge_rows(previous, new):
+    """``previous`` report rows with those of the same design, target and mapping replaced by ``new``.
+
+    Rows of designs not in ``new`` stay where they were; new rows of other designs are appended.
+    """
+    def key(row):
+        return row["design"], row["target"], row["mapping"]
+
+    replacing = {key(row): row for row in new}
+    merged = [replacing.pop(key(row), row) for row in previous]
+    return merged + [row for row in new if key(row) in replacing]
+
+
 def headline(rows):
     """The FP16 MAC PE against the 4-bit PEs on :data:`HEADLINE_RUN`.
 

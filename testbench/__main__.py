@@ -1,17 +1,37 @@
 """``python -m testbench``: run the cocotb benches and write build/sim/summary.json.
 
 Options fall back to the environment: SIM, UNIT, SEED (an integer or ``random``), LONG=1 for
-the long regression and WAVES=1 for waveforms in each build folder. The default level is
-``full`` (what ``make sim`` runs); ``--quick`` is what ``make test`` runs.
+the long regression, WAVES=1 for waveforms in each build folder and JOBS for the number of
+simulator runs at a time (default: one per core; the longest runs start first). The default
+level is ``full`` (what ``make sim`` runs); ``--quick`` is what ``make test`` runs. The long
+regression runs on Dask distributed: a local cluster of JOBS workers, or the cluster at
+``--scheduler`` / DASK_SCHEDULER (see synth/cluster.py for starting workers).
 """
 
 import argparse
 import os
 import sys
+from contextlib import ExitStack
+from functools import partial
 
-from . import runner
+from synth import cluster, jobs
+
+from . import runner, summary
 from .summary import SUMMARY
 from .units import BENCHES, SIMULATORS
+
+#: Relative cost of a run never measured (only the order matters): the array benches and the
+#: training steps dominate, Verilator builds take longer than Icarus ones.
+UNIT_COST = {"training_core": 50, "training_array": 20, "fp16_mac": 5}
+
+
+def estimated_seconds(target):
+    return UNIT_COST.get(target.unit, 1) * (2 if target.sim == "verilator" else 1)
+
+
+def history_key(target, level):
+    return f"{level}/{target.sim}/{target.name}"
+
 
 
 def main(argv=None):
@@ -26,18 +46,39 @@ def main(argv=None):
                        help="quick regression (as in make test)")
     parser.add_argument("--seed", default=os.environ.get("SEED"),
                         help=f"integer or 'random' (default: $SEED, else {runner.DEFAULT_SEED})")
+    parser.add_argument("--jobs", "-j", metavar="N", help="simulator runs at a time (default: $JOBS, else one per core)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="Dask scheduler of the long regression (default: $DASK_SCHEDULER, else a local cluster)")
     args = parser.parse_args(argv)
     chosen = args.level or ("long" if os.environ.get("LONG", "") not in ("", "0") else "full")
     seed = runner.resolve_seed(args.seed)
+    try:
+        n_jobs = jobs.job_count(args.jobs)
+        address = cluster.scheduler_address(args.scheduler)
+    except ValueError as error:
+        parser.error(str(error))
 
+    history = jobs.History(runner.SIM_BUILD / "times.json")
+    targets = jobs.longest_first(runner.targets(args.sim, args.unit, chosen),
+                                 partial(history_key, level=chosen), estimated_seconds, history)
     results = []
     print(f"{'unit / configuration':44} {'sim':9} {'vectors':>9} {'bad':>4} {'wall s':>7} {'vectors/s':>10}  result")
-    for target in runner.targets(args.sim, args.unit, chosen):
-        result = runner.run(target, level=chosen, seed=seed)
-        results.append(result)
-        rate = result.vectors / result.wall_seconds if result.wall_seconds else 0
-        print(f"{target.name:44} {target.sim:9} {result.vectors:9d} {result.mismatches:4d} "
-              f"{result.wall_seconds:7.1f} {rate:10.0f}  {'PASS' if result.passed else 'FAIL'}", flush=True)
+    job = partial(runner.run, level=chosen, seed=seed, record=False)  # recorded here, not on the worker
+    with ExitStack() as stack:
+        if chosen == "long":
+            client = stack.enter_context(cluster.client(address, n_jobs))
+            finished = cluster.run(client, job, targets)
+        else:
+            finished = jobs.run(job, targets, n_jobs)
+        for target, result, error in finished:
+            if error is not None:
+                raise error
+            summary.record(result)
+            history.record(history_key(target, chosen), result.wall_seconds + result.build_seconds)
+            results.append(result)
+            rate = result.vectors / result.wall_seconds if result.wall_seconds else 0
+            print(f"{target.name:44} {target.sim:9} {result.vectors:9d} {result.mismatches:4d} "
+                  f"{result.wall_seconds:7.1f} {rate:10.0f}  {'PASS' if result.passed else 'FAIL'}", flush=True)
     failed = [r for r in results if not r.passed]
     for result in failed:
         print(result.report(), file=sys.stderr)

@@ -184,8 +184,10 @@ def test_main_runs_the_plan_and_writes_the_report(monkeypatch, tmp_path, capsys)
         return {**result(target, mapping, seed), "top": top, "cached": False}
 
     monkeypatch.setattr(generate, "write_verilog", fake_write_verilog)
+    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: None)
     monkeypatch.setattr(flow, "run", fake_run)
-    assert synth_main.main(["--designs", "int4_mac", "--seeds", "2", "--out-dir", str(tmp_path)]) == 0
+    assert synth_main.main(["--designs", "int4_mac", "--seeds", "2", "--jobs", "1",
+                            "--out-dir", str(tmp_path)]) == 0
     int4 = [d for d in designs.default_designs(generate) if d.unit == "int4_mac"]
     assert len(calls) == len(int4) * (len(designs.ALL_RUNS) + 1)
     assert {seed for _, t, m, seed in calls if (t, m) == designs.HEADLINE_RUN} == {1, 2}
@@ -198,3 +200,76 @@ def test_main_refuses_bad_arguments():
         synth_main.main(["--seeds", "0"])
     with pytest.raises(SystemExit, match="'nope'"):
         synth_main.main(["--designs", "nope"])
+
+
+@pytest.fixture
+def fake_flow(monkeypatch, tmp_path):
+    """rtl.generate.write_verilog and the flow faked: every design gets 100 LUT-equiv at 200 MHz."""
+    from rtl import generate
+
+    def fake_write_verilog(name, params, out_dir):
+        path = tmp_path / f"{generate.module_name(name, params)}.v"
+        path.write_text("module m; endmodule\n")
+        return path
+
+    def fake_run(path, top, target, mapping, seed, cache_dir, log=print):
+        return {**result(target, mapping, seed, fmax=200.0 + seed), "top": top, "cached": False}
+
+    monkeypatch.setattr(generate, "write_verilog", fake_write_verilog)
+    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: None)
+    monkeypatch.setattr(flow, "run", fake_run)
+    return tmp_path / "out"
+
+
+def test_merge_replaces_the_rerun_rows_and_keeps_the_others():
+    old = [{"design": d, "target": "ecp5-85f", "mapping": m, "v": "old"}
+           for d, m in (("a", "lut"), ("b", "lut"), ("a", "dsp"))]
+    new = [{"design": "a", "target": "ecp5-85f", "mapping": "lut", "v": "new"},
+           {"design": "c", "target": "ecp5-85f", "mapping": "lut", "v": "new"}]
+    merged = report.merge_rows(old, new)
+    assert [(r["design"], r["mapping"], r["v"]) for r in merged] == [
+        ("a", "lut", "new"), ("b", "lut", "old"), ("a", "dsp", "old"), ("c", "lut", "new")]
+
+
+def test_a_partial_run_merges_its_rows_into_the_report(fake_flow):
+    out = str(fake_flow)
+    assert synth_main.main(["--designs", "int4_mac", "shift_mac", "--seeds", "1", "--jobs", "2",
+                            "--out-dir", out]) == 0
+    first = json.loads((fake_flow / "report.json").read_text())["rows"]
+    assert {r["unit"] for r in first} == {"int4_mac", "shift_mac"}
+    assert synth_main.main(["--designs", "shift_mac", "--seeds", "2", "--jobs", "2", "--out-dir", out]) == 0
+    data = json.loads((fake_flow / "report.json").read_text())
+    rows = {(r["design"], r["target"], r["mapping"]): r for r in data["rows"]}
+    assert len(rows) == len(data["rows"]) == len(first)
+    for row in first:
+        kept = rows[row["design"], row["target"], row["mapping"]]
+        if row["unit"] == "int4_mac":
+            assert kept == row
+        elif (row["target"], row["mapping"]) == designs.HEADLINE_RUN:
+            assert kept["fmax_by_seed"] == {"1": 201.0, "2": 202.0}   # rerun with two seeds
+    assert [tuple(run) for run in data["runs"]] == list(designs.ALL_RUNS)
+
+
+def test_parallel_runs_give_the_same_report_as_one_at_a_time(fake_flow):
+    reports = {}
+    for n in ("1", "2"):
+        out = fake_flow / n
+        assert synth_main.main(["--designs", "int4_mac", "--seeds", "3", "--jobs", n, "--out-dir", str(out)]) == 0
+        reports[n] = json.loads((out / "report.json").read_text())
+        assert set(json.loads((out / "times.json").read_text())) == {
+            f"{r['design']}/{r['target']}/{r['mapping']}/{seed}" for r in reports[n]["rows"] for seed in r["fmax_by_seed"]}
+    assert reports["1"]["rows"] == reports["2"]["rows"]
+
+
+def test_longest_runs_are_placed_first():
+    generate = fake_generate(["int4_mac", "training_array"])
+    found = designs.default_designs(generate)
+    runs = [synth_main.PlaceRun(d, d.module(generate), "x.v", t, m, 1, "cache") for d in found for t, m in d.runs]
+    ordered = synth_main.jobs.longest_first(runs, lambda r: r.key, synth_main.estimated_seconds)
+    assert [(r.design.array_size, r.target) for r in ordered[:2]] == [((8, 8), "ecp5-85f")] * 2
+    assert ordered[-1].design.unit == "int4_mac" and ordered[-1].target.startswith("ice40")
+
+
+def test_bad_job_count_is_refused():
+    with pytest.raises(SystemExit, match="JOBS must be a positive integer, got '0'"):
+        synth_main.main(["--jobs", "0"])
