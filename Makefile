@@ -6,13 +6,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fourbit-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Options (see README): SIM, UNIT, SEED, WAVES, LONG, BOARD, FAST
-export SIM UNIT SEED WAVES LONG BOARD FAST
+# Options (see README): SIM, UNIT, SEED, WAVES, LONG, BOARD, FAST, JOBS, DASK_SCHEDULER
+export SIM UNIT SEED WAVES LONG BOARD FAST JOBS DASK_SCHEDULER
 
 PYTEST_MARK := $(if $(filter-out 0,$(LONG)),,-m "not slow")
 FAST_ON := $(filter-out 0,$(FAST))
 
-.PHONY: all test selfcheck tools verilog sim formal synth train train-quick flow-train array-bench report bitstream clean
+.PHONY: all test selfcheck tools verilog sim formal synth train train-quick flow-train array-bench report bitstream sweep clean
 
 # The main flow; FAST=1 runs the quick regression, the quick synthesis and no training.
 all: tools
@@ -85,6 +85,9 @@ report: $(STAMP)
 
 bitstream: $(STAMP)
 	$(call stage,bitstream,self-testing bitstream for $(or $(BOARD),ulx3s) into build/boards,$(PY) -m synth.boards --board $(or $(BOARD),ulx3s) $(BOARD_ARGS))
+
+sweep: $(STAMP)
+	$(call stage,sweep,design-space sweep on Dask into build/synth/sweep.json,$(PY) -m synth sweep $(SWEEP_ARGS))
 
 array-bench: $(STAMP)
 	$(call stage,array-bench,utilization of the 8x8 array into build/sim,$(PY) -m testbench.array_bench)
