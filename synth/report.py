@@ -25,6 +25,10 @@ def mac_rates(macs_per_cycle, fmax_mhz, lut_equiv):
     return rate, (rate / (lut_equiv / 1000) if lut_equiv else None)
 
 
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def make_row(design, module, results):
     """One report row from the flow results of one design on one target/mapping (one per seed)."""
     first = results[0]
@@ -54,6 +58,7 @@ def make_row(design, module, results):
         "utilization": first["utilization"],
         "verilog_sha256": first["verilog_sha256"],
         "tools": first["tools"],
+        "date": _now(),
     }
 
 
@@ -177,13 +182,13 @@ def markdown(report):
     for target, mapping in report["runs"]:
         rows = [r for r in report["rows"] if (r["target"], r["mapping"]) == (target, mapping)]
         lines += [f"## {target}, {mapping} mapping", "",
-                  "| design | LUT4 | carry | LUT-equiv | FF | DSP | BRAM | Fmax MHz | seeds | MAC/s | MAC/s per 1k LUT |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+                  "| design | LUT4 | carry | LUT-equiv | FF | DSP | BRAM | Fmax MHz | seeds | MAC/s | MAC/s per 1k LUT | run |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"]
         for r in rows:
             fmax = _fmt(r["fmax_mhz"]) if r["fits"] else f"does not fit: {r['error']}"
             lines.append(f"| {r['label']} | {r['lut4']} | {r['carry']} | {r['lut_equiv']} | {r['ff']} | "
                          f"{r['dsp']} | {r['bram']} | {fmax} | {', '.join(r['fmax_by_seed'])} | "
-                         f"{_si(r['mac_per_s'])} | {_si(r['mac_per_s_per_klut'])} |")
+                         f"{_si(r['mac_per_s'])} | {_si(r['mac_per_s_per_klut'])} | {r.get('date', '-')} |")
         lines.append("")
     if report["plots"]:
         lines += ["## Arrays", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in report["plots"]], ""]
@@ -254,7 +259,7 @@ def write(rows, runs, out_dir, seeds_headline, failures=()):
     out_dir.mkdir(parents=True, exist_ok=True)
     tools = dict(rows[0]["tools"]) if rows else flow.tool_versions()
     report = {
-        "generated_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_utc": _now(),
         "tools": tools,
         "method": method_notes(seeds_headline),
         "runs": [list(run) for run in runs],

@@ -90,3 +90,46 @@ def test_a_failed_run_and_differing_weights_are_reported(tmp_path):
     assert "| verilator | 3 | DIFFER | 5,000 | 49,152 | 9.8 | 2.500 -> 2.250 | 6,000 | 10.0 |" in text
     assert ("training on the simulated array (verilator): 3 steps, weights DIFFER from golden, "
             "5,000 array cycles per step") in lines
+
+
+def test_stages_outside_the_default_flow_show_their_date(tmp_path):
+    build = _build(tmp_path)
+    _write(build / "stages" / "synth-large.json", {"stage": "synth-large", "seconds": 450.0})
+    text = project_report.write(build)[0][0].read_text()
+    date = project_report._mtime_utc(build / "stages" / "synth-large.json")
+    assert f"| synth-large | 450.0 | {date} |" in text
+    assert "Not run yet: `make sweep`." in text
+
+
+def test_sweep_section_lists_the_pareto_configurations_and_the_benchmark(tmp_path):
+    build = _build(tmp_path)
+
+    def row(design, luts, fmax, pes):
+        return {"design": design, "label": design, "unit": "u", "pes": pes, "target": "ecp5-85f", "mapping": "lut",
+                "seed": 1, "lut_equiv": luts, "fmax_mhz": fmax, "fits": True, "gmac_per_s": pes * fmax / 1e3}
+    _png(build / "synth" / "sweep_pareto.png")
+    _write(build / "synth" / "sweep.json", {
+        "generated_utc": "2026-12-04 16:00 UTC", "plots": [str(build / "synth" / "sweep_pareto.png")],
+        "rows": [row("small", 100, 200.0, 1), row("dominated", 500, 100.0, 1), row("big", 1000, 150.0, 16)],
+        "last_sweep": {"configurations": 3, "workers": 2, "wall_seconds": 60.0},
+        "benchmark": {"date": "2026-12-04 17:00 UTC", "configurations": 24, "seconds": {"1": 300.0, "2": 170.0},
+                      "ratio": 1.765, "goal": 1.7, "load_average": [1, 1, 1, 2, 2, 2]}})
+    text = project_report.write(build)[0][0].read_text()
+    assert "3 runs (3 configurations) in build/synth/sweep.json" in text
+    assert "24 synthesis configurations took 300 s on 1 worker and 170 s on 2, 1.76x (goal 1.7x" in text
+    assert "| small | ecp5-85f / lut | 100 | 200.0 | 0.20 |" in text
+    assert "| big | ecp5-85f / lut | 1,000 | 150.0 | 2.40 |" in text
+    assert "| dominated |" not in text
+    assert "![sweep pareto](synth/sweep_pareto.png)" in text
+
+
+def test_environment_compares_installed_versions_with_the_pins(tmp_path):
+    import importlib.metadata
+    numpy = importlib.metadata.version("numpy")
+    (tmp_path / "constraints.txt").write_text(f"# pins\nnumpy=={numpy}\namaranth==0.0.1\n")
+    section = project_report.environment_section(tmp_path)
+    text = " ".join(section.paragraphs)
+    assert "pins 2 Python packages" in text
+    assert f"1 differ from their pins: amaranth {importlib.metadata.version('amaranth')} (pinned 0.0.1)" in text
+    assert ["numpy", numpy] in section.tables[0].rows
+    assert project_report.environment_section(tmp_path / "nowhere").missing == "make constraints"

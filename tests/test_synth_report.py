@@ -49,10 +49,11 @@ def test_designs_without_the_array_and_with_the_baseline_added():
 def test_array_sizes_targets_and_headline():
     found = designs.default_designs(fake_generate(["int4_mac", "training_array"]))
     arrays = [d for d in found if d.array_size]
-    assert [(d.params, d.macs_per_cycle) for d in arrays] == [
-        ({"rows": 2, "cols": 2}, 4), ({"rows": 4, "cols": 4}, 16), ({"rows": 8, "cols": 8}, 64)]
-    assert [d.headline for d in arrays] == [False, True, False]
-    assert arrays[-1].runs == designs.ECP5_RUNS and arrays[0].runs == designs.ALL_RUNS
+    assert [(d.params, d.macs_per_cycle) for d in arrays] == [({"rows": 2, "cols": 2}, 4), ({"rows": 4, "cols": 4}, 16)]
+    assert [d.headline for d in arrays] == [False, True]
+    assert all(d.runs == designs.ALL_RUNS for d in arrays)
+    eight = designs.default_designs(fake_generate(["training_array"]), array_sizes=(8,))
+    assert [(d.array_size, d.runs, d.headline) for d in eight] == [((8, 8), designs.ECP5_RUNS, False)]
     large = designs.default_designs(fake_generate(["training_array"]), large=True)
     assert large[-1].array_size == (16, 16)
 
@@ -61,8 +62,8 @@ def test_select_by_unit_or_glob_and_refuse_unknown_names():
     generate = fake_generate(["int4_mac", "shift_mac", "training_array"])
     found = designs.default_designs(generate)
     assert [d.unit for d in designs.select(found, ["shift_mac"], generate)] == ["shift_mac"]
-    chosen = designs.select(found, ["training_array__rows_[48]*"], generate)
-    assert [d.array_size for d in chosen] == [(4, 4), (8, 8)]
+    chosen = designs.select(found, ["training_array__rows_[24]*"], generate)
+    assert [d.array_size for d in chosen] == [(2, 2), (4, 4)]
     with pytest.raises(ValueError, match="'nope'"):
         designs.select(found, ["nope"], generate)
 
@@ -231,6 +232,20 @@ def test_merge_replaces_the_rerun_rows_and_keeps_the_others():
         ("a", "lut", "new"), ("b", "lut", "old"), ("a", "dsp", "old"), ("c", "lut", "new")]
 
 
+def test_a_default_run_keeps_the_dated_rows_of_designs_it_did_not_run(fake_flow):
+    out = str(fake_flow)
+    assert synth_main.main(["--designs", "training_array", "--arrays", "8", "--jobs", "1", "--out-dir", out]) == 0
+    eight = json.loads((fake_flow / "report.json").read_text())["rows"]
+    assert {tuple(r["array_size"]) for r in eight} == {(8, 8)} and all(r["date"] for r in eight)
+    assert synth_main.main(["--designs", "training_array", "--jobs", "2", "--out-dir", out]) == 0
+    rows = json.loads((fake_flow / "report.json").read_text())["rows"]
+    assert {tuple(r["array_size"]) for r in rows} == {(2, 2), (4, 4), (8, 8)}
+    assert [r for r in rows if r["array_size"] == [8, 8]] == eight
+    assert "| run |" in (fake_flow / "report.md").read_text()
+    assert synth_main.main(["--designs", "int4_mac", "--fresh", "--jobs", "1", "--out-dir", out]) == 0
+    assert {r["unit"] for r in json.loads((fake_flow / "report.json").read_text())["rows"]} == {"int4_mac"}
+
+
 def test_a_partial_run_merges_its_rows_into_the_report(fake_flow):
     out = str(fake_flow)
     assert synth_main.main(["--designs", "int4_mac", "shift_mac", "--seeds", "1", "--jobs", "2",
@@ -258,7 +273,8 @@ def test_parallel_runs_give_the_same_report_as_one_at_a_time(fake_flow):
         reports[n] = json.loads((out / "report.json").read_text())
         assert set(json.loads((out / "times.json").read_text())) == {
             f"{r['design']}/{r['target']}/{r['mapping']}/{seed}" for r in reports[n]["rows"] for seed in r["fmax_by_seed"]}
-    assert reports["1"]["rows"] == reports["2"]["rows"]
+    undated = {n: [{k: v for k, v in row.items() if k != "date"} for row in r["rows"]] for n, r in reports.items()}
+    assert undated["1"] == undated["2"]
 
 
 def test_longest_runs_are_placed_first():
@@ -266,7 +282,7 @@ def test_longest_runs_are_placed_first():
     found = designs.default_designs(generate)
     runs = [synth_main.PlaceRun(d, d.module(generate), "x.v", t, m, 1, "cache") for d in found for t, m in d.runs]
     ordered = synth_main.jobs.longest_first(runs, lambda r: r.key, synth_main.estimated_seconds)
-    assert [(r.design.array_size, r.target) for r in ordered[:2]] == [((8, 8), "ecp5-85f")] * 2
+    assert [(r.design.array_size, r.target) for r in ordered[:2]] == [((4, 4), "ecp5-85f")] * 2
     assert ordered[-1].design.unit == "int4_mac" and ordered[-1].target.startswith("ice40")
 
 
