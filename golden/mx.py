@@ -12,6 +12,8 @@ code and zero elements; :func:`invalid_blocks` counts such blocks. :func:`hadama
 Hadamard transform of the gradient GEMMs.
 """
 
+import functools
+
 import numpy as np
 
 MX_BLOCK = 32
@@ -65,13 +67,13 @@ def round_to_grid(a, grid, rounding="even", rng=None):
     """Index of ``a`` (float32 magnitudes >= 0, not NaN) on ``grid`` (increasing, grid[0] = 0), saturating.
 
     "even": nearest, ties to the even index; "away": nearest, ties to the larger index; "stochastic":
-    the larger neighbour with probability (a - lo) / (hi - lo), i.e. u < (a - lo) / (hi - lo) for one
-    ``rng.random()`` draw u in [0, 1) per element (float64, in C order), so that E[value] = a below the
-    top of the grid. Values above the grid's top saturate to its last index.
+    the larger neighbour with probability (a - lo) / (hi - lo), i.e. u * (hi - lo) < a - lo for one
+    float32 draw u in [0, 1) per element (``rng.random(a.shape, dtype=np.float32)``, multiples of 2**-24),
+    so that E[value] = a below the top of the grid. Values above the grid's top saturate to its last index.
     """
     top = len(grid) - 1
     if rounding == "stochastic":
-        u = rng.random(a.shape)
+        u = rng.random(a.shape, dtype=np.float32)
         lo = np.minimum(np.searchsorted(grid, a, side="right") - 1, top - 1)
         low, high = grid[lo], grid[lo + 1]
         up = u * (high - low) < a - low         # u < (a - lo) / (hi - lo), without a division
@@ -155,6 +157,37 @@ def nvfp4_quantize(x, rounding="even", rng=None):
     _check_float32("x", x)
     blocks = _check_blocks("x", x, NV_BLOCK)
     _check_rounding(rounding, rng)
+    codes, block_scales, global_scale = _nvfp4(blocks, rounding, rng)
+    return codes.reshape(x.shape), block_scales, global_scale
+
+
+def nvfp4_quantize_2d(x, rounding="even", rng=None):
+    """NVFP4 codes of a float32 matrix in 16x16 tiles (NVIDIA's weight blocks): one E4M3 scale per tile.
+
+    The rules of :func:`nvfp4_quantize` with the tile as the block, so the codes of x.T are the transposed
+    codes. Returns ``(codes, block_scales, global_scale)``, codes of x's shape, block_scales of shape
+    (rows // 16, cols // 16).
+    """
+    _check_float32("x", x)
+    if x.ndim != 2 or min(x.shape) == 0 or x.shape[0] % NV_BLOCK or x.shape[1] % NV_BLOCK:
+        raise ValueError(f"x must be a matrix whose sides are positive multiples of {NV_BLOCK}, got shape {x.shape}")
+    _check_rounding(rounding, rng)
+    codes, block_scales, global_scale = _nvfp4(_tiles(x), rounding, rng)
+    return _untile(codes, x.shape), block_scales, global_scale
+
+
+def _tiles(x):
+    rows, cols = x.shape
+    tiles = x.reshape(rows // NV_BLOCK, NV_BLOCK, cols // NV_BLOCK, NV_BLOCK).transpose(0, 2, 1, 3)
+    return tiles.reshape(rows // NV_BLOCK, cols // NV_BLOCK, NV_BLOCK * NV_BLOCK)
+
+
+def _untile(tiles, shape):
+    rows, cols = shape
+    return tiles.reshape(rows // NV_BLOCK, cols // NV_BLOCK, NV_BLOCK, NV_BLOCK).transpose(0, 2, 1, 3).reshape(shape)
+
+
+def _nvfp4(blocks, rounding, rng):
     amax, invalid = _finite_blocks(blocks)
     g = np.float32(amax.max()) / np.float32(NV_GLOBAL_DIVISOR)
     global_scale = np.float32(1) if g == 0 else g
@@ -163,7 +196,7 @@ def nvfp4_quantize(x, rounding="even", rng=None):
     empty = invalid | (denominator == 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = np.where(empty[..., None], np.float32(0), blocks / denominator[..., None])
-    codes = e2m1_encode(scaled.astype(np.float32), rounding, rng).reshape(x.shape)
+    codes = e2m1_encode(scaled.astype(np.float32), rounding, rng)
     block_scales = np.where(invalid, E4M3_NAN, scale_codes).astype(np.uint8)
     return codes, block_scales, np.float32(global_scale)
 
@@ -173,11 +206,109 @@ def nvfp4_decode(codes, block_scales, global_scale):
     _check_uint8("codes", codes, None)
     blocks = _check_blocks("codes", codes, NV_BLOCK)
     _check_uint8("block_scales", block_scales, blocks.shape[:-1])
-    _check_codes(codes)
+    return _nv_decode(blocks, block_scales, global_scale).reshape(codes.shape)
+
+
+def nvfp4_decode_2d(codes, block_scales, global_scale):
+    """float32 values of the 16x16-tile NVFP4 ``codes`` of :func:`nvfp4_quantize_2d`."""
+    _check_uint8("codes", codes, None)
+    if codes.ndim != 2 or codes.shape[0] % NV_BLOCK or codes.shape[1] % NV_BLOCK:
+        raise ValueError(f"codes must be a matrix whose sides are multiples of {NV_BLOCK}, got shape {codes.shape}")
+    _check_uint8("block_scales", block_scales, (codes.shape[0] // NV_BLOCK, codes.shape[1] // NV_BLOCK))
+    return _untile(_nv_decode(_tiles(codes), block_scales, global_scale), codes.shape)
+
+
+def _nv_decode(blocks, block_scales, global_scale):
+    _check_codes(blocks)
     if not (isinstance(global_scale, (float, np.floating)) and np.isfinite(global_scale) and global_scale > 0):
         raise ValueError(f"global_scale must be a finite float > 0, got {global_scale!r}")
     scale = e4m3_decode(block_scales) * np.float32(global_scale)
-    return (E2M1_VALUES[blocks] * scale[..., None]).reshape(codes.shape)
+    return E2M1_VALUES[blocks] * scale[..., None]
+
+
+def fake_quantize(x, fmt, rounding="even", rng=None, tiles_2d=False):
+    """``(decoded, invalid)``: the decoded quantize of ``x`` in format ``fmt`` ("mxfp4" or "nvfp4") and
+    its number of invalid blocks, computed without codes (for training; equal to decode(quantize(x))).
+
+    ``rounding`` is "even" or "stochastic" (drawing ``rng`` as :func:`round_to_grid` does); with
+    ``tiles_2d`` (nvfp4 only) x is a matrix quantized in 16x16 tiles as :func:`nvfp4_quantize_2d`.
+    Rounding is float32 arithmetic instead of a grid search: v + 2**k - 2**k rounds v to the multiple of
+    2**(k - 23) nearest, ties to even, with k chosen from v's exponent so that 2**(k - 23) is the E2M1
+    (or E4M3) spacing of v's binade.
+    """
+    _check_float32("x", x)
+    if rounding not in ("even", "stochastic"):
+        raise ValueError(f"rounding must be 'even' or 'stochastic' here, got {rounding!r}")
+    _check_rounding(rounding, rng)
+    if fmt not in ("mxfp4", "nvfp4") or (tiles_2d and fmt != "nvfp4"):
+        raise ValueError(f"fmt must be 'mxfp4' or 'nvfp4' (2-D tiles: nvfp4 only), got {fmt!r}")
+    if tiles_2d:
+        if x.ndim != 2 or x.shape[0] % NV_BLOCK or x.shape[1] % NV_BLOCK:
+            raise ValueError(f"x must be a matrix whose sides are multiples of {NV_BLOCK}, got shape {x.shape}")
+        blocks = _tiles(x)
+    else:
+        blocks = np.ascontiguousarray(_check_blocks("x", x, MX_BLOCK if fmt == "mxfp4" else NV_BLOCK))
+    bits = blocks.view(np.uint32)
+    sign = bits & np.uint32(0x80000000)
+    magnitude = (bits & np.uint32(0x7FFFFFFF)).view(np.float32)
+    amax = _block_max(magnitude)
+    invalid = ~np.isfinite(amax)
+    any_invalid = bool(invalid.any())
+    if any_invalid:
+        amax[invalid] = 0
+        magnitude[invalid] = 0
+    if fmt == "mxfp4":
+        exponent = np.maximum((amax.view(np.uint32) >> 23).astype(np.int32) - E8M0_BIAS - 2, -E8M0_BIAS)
+        magnitude *= np.ldexp(np.float32(1), -exponent)[..., None]
+        scale = np.ldexp(np.float32(1), exponent)
+    else:
+        g = np.float32(amax.max()) / np.float32(NV_GLOBAL_DIVISOR)
+        global_scale = np.float32(1) if g == 0 else g
+        scale = _round_by_magic(amax / np.float32(E2M1_MAX) / global_scale, 121, 20, E4M3_MAX) * global_scale
+        empty = scale == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            magnitude /= scale[..., None]
+        if empty.any():
+            magnitude[empty] = 0
+            sign[empty] = 0                     # the codes of an empty block are +0
+    rounded = _round_by_magic(np.minimum(magnitude, np.float32(8), out=magnitude), 127, 22, E2M1_MAX,
+                              rng if rounding == "stochastic" else None)
+    rounded *= scale[..., None]
+    decoded = (rounded.view(np.uint32) | sign).view(np.float32)
+    if any_invalid:
+        decoded[invalid] = np.nan
+    decoded = _untile(decoded, x.shape) if tiles_2d else decoded.reshape(x.shape)
+    return decoded, int(np.count_nonzero(invalid))
+
+
+def _block_max(a):
+    """Maximum over the last axis (a power of two long) by pairwise halving: faster than a short-axis max."""
+    while a.shape[-1] > 1:
+        half = a.shape[-1] // 2
+        a = np.maximum(a[..., :half], a[..., half:])
+    return a[..., 0]
+
+
+def _round_by_magic(v, min_field, offset, top, rng=None):
+    """Finite float32 ``v >= 0`` rounded to a 1-bit (E2M1: min_field 127, offset 22) or 3-bit (E4M3: 121,
+    20) mantissa grid, saturating at ``top``: nearest-even, or stochastic as :func:`round_to_grid`.
+
+    The spacing at v is 2**(max(exponent field, min_field) + offset - 127 - 23); adding and subtracting
+    2**(that + 23) rounds v to it.
+    """
+    magic_bits = np.maximum(v.view(np.uint32) >> 23, np.uint32(min_field))
+    magic_bits += np.uint32(offset)
+    magic_bits <<= 23
+    magic = magic_bits.view(np.float32)
+    rounded = v + magic
+    rounded -= magic
+    if rng is not None:
+        u = rng.random(v.shape, dtype=np.float32)
+        magic *= np.float32(2.0**-23)                       # the spacing
+        low = rounded - magic * (rounded > v)
+        u *= magic
+        rounded = low + magic * (u < v - low)
+    return np.minimum(rounded, np.float32(top), out=rounded)
 
 
 def _check_codes(codes):
@@ -205,7 +336,7 @@ def hadamard(x, signs):
     """
     _check_float32("x", x)
     _check_float32("signs", signs)
-    if signs.shape not in ((NV_BLOCK,), (MX_BLOCK,)) or not np.isin(signs, (-1, 1)).all():
+    if signs.shape not in ((NV_BLOCK,), (MX_BLOCK,)) or not (np.abs(signs) == 1).all():
         raise ValueError(f"signs must be 16 or 32 values +-1, got shape {signs.shape}")
     blocks = _check_blocks("x", x, len(signs))
     return ((blocks * signs) @ hadamard_matrix(len(signs))).reshape(x.shape)
@@ -218,9 +349,12 @@ def random_signs(n, rng):
     return (1 - 2 * rng.integers(0, 2, n)).astype(np.float32)
 
 
+@functools.cache
 def hadamard_matrix(n):
-    """The n x n Sylvester Hadamard matrix divided by sqrt(n), float32 (n a power of two; symmetric)."""
+    """The n x n Sylvester Hadamard matrix divided by sqrt(n), float32 (n a power of two; symmetric; read-only)."""
     h = np.ones((1, 1), np.float32)
     while len(h) < n:
         h = np.block([[h, h], [h, -h]])
-    return (h / np.sqrt(np.float32(n))).astype(np.float32)
+    h = (h / np.sqrt(np.float32(n))).astype(np.float32)
+    h.flags.writeable = False
+    return h

@@ -311,3 +311,34 @@ def test_bad_decode_input():
         mx.invalid_blocks(block_scales, "fp8")
     with pytest.raises(ValueError, match=r"shape \(8,\)"):
         mx.hadamard(np.zeros(16, np.float32), np.ones(8, np.float32))
+
+
+@pytest.mark.parametrize("fmt", ["mxfp4", "nvfp4"])
+@pytest.mark.parametrize("rounding", ["even", "stochastic"])
+def test_fake_quantize_equals_decode_of_quantize(rng, seed, fmt, rounding):
+    quantize, decode = {"mxfp4": (mx.mxfp4_quantize, mx.mxfp4_decode), "nvfp4": (mx.nvfp4_quantize, mx.nvfp4_decode)}[fmt]
+    x = random_blocks(rng, 2048, 32, exponents=(-30, 30) if fmt == "nvfp4" else (-140, 120)).reshape(64, 1024)
+    x[0, :40] = 0
+    x[1, :16] = -1e-30                                           # nvfp4: a block whose scale is 0 (+0 elements)
+    x[2, 7], x[3, 100] = np.nan, -np.inf
+    draws = (np.random.default_rng(seed), np.random.default_rng(seed)) if rounding == "stochastic" else (None, None)
+    want = decode(*quantize(x, rounding, draws[0]))
+    got, invalid = mx.fake_quantize(x, fmt, rounding, draws[1])
+    assert invalid == 2
+    assert_codes_equal(got.view(np.uint32), want.view(np.uint32), x, seed)
+    if fmt == "nvfp4" and rounding == "even":
+        w = x[8:40, :64].copy()
+        want = mx.nvfp4_decode_2d(*mx.nvfp4_quantize_2d(w))
+        assert_codes_equal(mx.fake_quantize(w, fmt, tiles_2d=True)[0].view(np.uint32), want.view(np.uint32), w, seed)
+        assert np.array_equal(mx.nvfp4_quantize_2d(w.T.copy())[0], mx.nvfp4_quantize_2d(w)[0].T)
+
+
+def test_fake_quantize_bad_input():
+    with pytest.raises(ValueError, match="'away'"):
+        mx.fake_quantize(np.zeros(32, np.float32), "mxfp4", "away")
+    with pytest.raises(ValueError, match="'mxfp8'"):
+        mx.fake_quantize(np.zeros(32, np.float32), "mxfp8")
+    with pytest.raises(ValueError, match=r"\(16, 8\)"):
+        mx.fake_quantize(np.zeros((16, 8), np.float32), "nvfp4", tiles_2d=True)
+    with pytest.raises(ValueError, match=r"\(16, 8\)"):
+        mx.nvfp4_quantize_2d(np.zeros((16, 8), np.float32))

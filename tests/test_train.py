@@ -74,7 +74,7 @@ def _steps(digits, scheme, seed, n_steps=3, backend=None):
     return losses, _params(model)
 
 
-@pytest.mark.parametrize("scheme", ["fp32", "fourbit", "all4bit", "radix2"])
+@pytest.mark.parametrize("scheme", ["fp32", "fourbit", "all4bit", "radix2", "mxfp4", "nvfp4"])
 def test_training_steps_are_deterministic_per_seed(digits, scheme):
     losses, params = _steps(digits, scheme, seed=5)
     losses2, params2 = _steps(digits, scheme, seed=5)

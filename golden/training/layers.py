@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from .. import fp4, int4, units
+from .. import fp4, int4, mx, units
 
 FP4_UNIT_SHIFT = 13     # backward accumulators count units of 2**(s - 13)
 
@@ -114,6 +114,7 @@ class Quant:
     backend: GemmBackend = units
     grads: object = field(default_factory=Radix4Gradients)
     scale: DynamicScale = field(default_factory=DynamicScale)
+    int4_inputs = True      # the layer's input stage delivers INT4 codes (PACT or the data quantizer)
 
 
 class GradStats:
@@ -147,6 +148,114 @@ class GradStats:
         return {"histogram": {r: h.tolist() for r, h in self.histogram.items()}, "nonzero": dict(self.nonzero),
                 "flushed": dict(self.flushed), "fp4_overflow": dict(self.fp4_overflow),
                 "acc_overflow": self.acc_overflow}
+
+
+    @property
+    def nonzero_codes(self):
+        """Non-zero FP4 gradient codes (either sign) fed to the backward GEMMs since :meth:`reset`."""
+        return int(sum(h.sum() - h[0] - h[fp4.SIGN_BIT] for h in self.histogram.values()))
+
+
+class BlockStats:
+    """Counts over the block-scaled (MXFP4/NVFP4) gradient operands of one layer, per role."""
+
+    ROLES = ("dX", "dW")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.nonzero = dict.fromkeys(self.ROLES, 0)        # non-zero float32 gradients quantized
+        self.codes_nonzero = dict.fromkeys(self.ROLES, 0)  # non-zero values after quantization
+        self.invalid_blocks = 0                            # blocks holding NaN or Inf, every operand
+
+    def note(self, role, g, quantized):
+        self.nonzero[role] += int(np.count_nonzero(g))
+        self.codes_nonzero[role] += int(np.count_nonzero(quantized))
+
+    @property
+    def nonzero_codes(self):
+        return sum(self.codes_nonzero.values())
+
+    def as_dict(self):
+        return {"nonzero": dict(self.nonzero), "codes_nonzero": dict(self.codes_nonzero),
+                "invalid_blocks": self.invalid_blocks}
+
+
+class BlockScaledQuant:
+    """The three GEMMs of a layer in MXFP4 or NVFP4 (golden.mx), on float inputs (docs/training.md).
+
+    Every GEMM operand is quantized in blocks along the GEMM's reduction axis (zero-padded to a multiple
+    of the block), decoded and multiplied in float32::
+
+        forward  Y  = q(X) @ q(W.T).T                  X and W to nearest
+        backward dX = q_g(dY) @ q(W).T                 q_g: stochastic with ``stochastic_grads``
+                 dW = q(H X.T) @ q_g(H dY.T).T
+
+    H is the random Hadamard transform (``hadamard``: blocks of 16 for NVFP4, 32 for MXFP4, fresh random
+    signs per GEMM, the same for both operands) along the batch axis, the reduction axis of dW. With
+    ``weights_2d`` (NVFP4's recipe) weights use 16x16 tiles, one scale per tile, so W and W.T are the
+    same quantized matrix. ``rng`` draws the stochastic rounding and the signs.
+    """
+
+    int4_inputs = False
+
+    def __init__(self, fmt, stochastic_grads, hadamard, rng, weights_2d=False):
+        if fmt not in ("mxfp4", "nvfp4"):
+            raise ValueError(f"fmt must be 'mxfp4' or 'nvfp4', got {fmt!r}")
+        self.fmt, self.stochastic_grads, self.hadamard = fmt, bool(stochastic_grads), bool(hadamard)
+        self.weights_2d = bool(weights_2d)
+        self.block = mx.MX_BLOCK if fmt == "mxfp4" else mx.NV_BLOCK
+        self.rng = rng
+
+    def fake_quantize(self, x, stats, stochastic=False):
+        """Decoded ``x`` (float32, 2-D) quantized in blocks along its last axis, zero-padded to whole blocks."""
+        x = _pad_columns(x, self.block)
+        decoded, invalid = mx.fake_quantize(x, self.fmt, "stochastic" if stochastic else "even",
+                                            self.rng if stochastic else None)
+        stats.invalid_blocks += invalid
+        return decoded
+
+    def weight(self, w, stats):
+        """(q(W.T) for the forward, q(W) for dX): 1-D blocks along each GEMM's reduction axis, or 2-D tiles."""
+        if not self.weights_2d:
+            return self.fake_quantize(w.T, stats), self.fake_quantize(w, stats)
+        padded = _pad_columns(_pad_columns(w, mx.NV_BLOCK).T, mx.NV_BLOCK).T
+        decoded, invalid = mx.fake_quantize(np.ascontiguousarray(padded), "nvfp4", tiles_2d=True)
+        stats.invalid_blocks += invalid
+        decoded = decoded[:w.shape[0], :w.shape[1]]
+        return _pad_columns(decoded.T, self.block), _pad_columns(decoded, self.block)
+
+    def forward(self, layer, a, w):
+        layer._qw_t, layer._qw = self.weight(w, layer.stats)
+        return self.fake_quantize(a, layer.stats) @ layer._qw_t.T
+
+    def backward(self, layer, a, grad_y, need_dx):
+        """(dX or None, dW) for the layer's float input ``a`` and upstream gradient ``grad_y`` (float32)."""
+        grad_y = np.asarray(grad_y, np.float32)
+        stochastic = self.stochastic_grads
+        grad_a = None
+        if need_dx:
+            qg = self.fake_quantize(grad_y, layer.stats, stochastic)
+            layer.stats.note("dX", grad_y, qg)
+            grad_a = (qg @ layer._qw.T)[:, :a.shape[1]]
+        a_t, g_t = _pad_columns(a.T, self.block), _pad_columns(grad_y.T, self.block)
+        if self.hadamard:
+            signs = mx.random_signs(self.block, self.rng)
+            a_t, g_t = mx.hadamard(a_t, signs), mx.hadamard(g_t, signs)
+        qg = self.fake_quantize(g_t, layer.stats, stochastic)
+        layer.stats.note("dW", g_t, qg)
+        grad_w = self.fake_quantize(a_t, layer.stats) @ qg.T
+        return grad_a, grad_w
+
+
+def _pad_columns(x, block):
+    """``x`` with zero columns appended up to a multiple of ``block`` (float32, C order)."""
+    x = np.asarray(x, np.float32)
+    extra = -x.shape[-1] % block
+    if extra:
+        x = np.concatenate([x, np.zeros((*x.shape[:-1], extra), np.float32)], axis=-1)
+    return np.ascontiguousarray(x)
 
 
 class Identity:
@@ -227,21 +336,22 @@ class _Layer:
     def __init__(self, name, fan_in, n_out, rng, stage, quant, dtype):
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
-        if stage.quantized != (quant is not None):
+        if stage.quantized != (quant is not None and quant.int4_inputs):
             raise ValueError(f"layer {name}: input stage {type(stage).__name__} does not fit quant={quant!r}")
         self.name, self.stage, self.quant = name, stage, quant
         self.params = {"w": (rng.standard_normal((fan_in, n_out)) * np.sqrt(2.0 / fan_in)).astype(dtype),
                        "b": np.zeros(n_out, dtype), **stage.params}
         self.grads = {}
-        self.stats = GradStats() if quant is not None else None
+        self.stats = None if quant is None else GradStats() if quant.int4_inputs else BlockStats()
 
     def forward(self, x):
         """Output of the layer for input ``x`` (pre-activation of the previous layer, or the data)."""
         self._in_shape = x.shape
         w, b = self.params["w"], self.params["b"]
-        if self.quant is None:
+        if self.quant is None or not self.quant.int4_inputs:
             self._a = self._to_matrix(self.stage.forward(x))
-            return self._from_matrix(self._a @ w + b)
+            y = self._a @ w if self.quant is None else self.quant.forward(self, self._a, w)
+            return self._from_matrix(y + b)
         x_codes, self._x_step = self.stage.forward(x)
         self._x_codes = self._to_matrix(x_codes)
         self._w_codes, self._w_step = int4.sawb(w)
@@ -257,6 +367,11 @@ class _Layer:
             self.grads["w"] = self._a.T @ grad_y
             self.grads["b"] = grad_y.sum(axis=0)
             grad_a = grad_y @ self.params["w"].T if self.stage.needs_grad else None
+        elif not self.quant.int4_inputs:
+            grad_a, grad_w = self.quant.backward(self, self._a, grad_y, self.stage.needs_grad)
+            self.grads["w"] = grad_w[:self._a.shape[1], :grad_y.shape[1]].astype(grad_y.dtype)
+            self.grads["b"] = grad_y.sum(axis=0)
+            grad_a = None if grad_a is None else grad_a.astype(grad_y.dtype)
         else:
             grad_a = self._quantized_backward(grad_y)
         if grad_a is None:

@@ -4,8 +4,9 @@
 - ``cnn``: three convolutions then one Linear. Images (H > 1): 3x3 kernels, 16 -> 32 (stride 2) -> 32
   channels, padding 1. 1-D signals (H == 1): (1, 5) then (1, 3) kernels, 32 channels each, stride 2.
 
-Under a quantized scheme the hidden layers are 4-bit (PACT input stage), and the first and last layers
-too when ``scheme.quantize_ends``; every other layer is FP32 (ReLU input stage, none for the first).
+Under a quantized scheme the hidden layers are 4-bit (PACT input stage, or a ReLU for the block-scaled
+formats, which quantize inside the layer), and the first and last layers too when ``scheme.quantize_ends``;
+every other layer is FP32 (ReLU input stage, none for the first).
 """
 
 import numpy as np
@@ -78,7 +79,7 @@ def build_model(name, dataset, scheme, rng, quant=None, dtype=np.float32):
     for index, (kind, spec) in enumerate(specs):
         first, last = index == 0, index == len(specs) - 1
         quantized = scheme.quantized and (scheme.quantize_ends or not (first or last))
-        if quantized:
+        if quantized and quant.int4_inputs:
             stage = DataQuantizer.from_data(dataset.x_train) if first else Pact(PACT_ALPHA_INIT, dtype)
         else:
             stage = Identity() if first else Relu()

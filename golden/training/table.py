@@ -3,9 +3,10 @@
 ``python -m golden.training.table`` writes ``build/train/results.json``
 (every run with its per-epoch history and gradient-code statistics, plus the aggregated rows, the
 epoch-time ratios and the targets of docs/training.md), ``build/train/results.md`` and the PNG plots.
-``--quick`` (or env FAST=1) runs only digits-MLP, fp32 vs fourbit, for a few epochs, into
-``build/train/quick/``. Runs go to a process pool (one BLAS thread per run); a diverged FP32 or
-fourbit run makes the exit status 1, a diverged ablation is reported as such in the table.
+``--quick`` (or env FAST=1) runs only digits-MLP, fp32, fourbit, mxfp4 and nvfp4, for a few epochs, into
+``build/train/quick/``. Runs go to a process pool (one BLAS thread per run); an FP32, fourbit, mxfp4 or
+nvfp4 run that diverges or does not learn (golden.training.train.NotLearning) makes the exit status 1; such
+an ablation run is reported as such in the table.
 """
 
 import argparse
@@ -22,12 +23,12 @@ import numpy as np
 from . import data as datasets
 from .schemes import SCHEMES
 from .runtime import single_blas_thread
-from .train import Diverged, RunConfig, run
+from .train import Diverged, NotLearning, RunConfig, run
 
 OUT_DIR = pathlib.Path(__file__).resolve().parents[2] / "build" / "train"
 SEEDS = (0, 1, 2)
-ABLATIONS = ("all4bit", "no_tpr", "no_gradscale", "radix2", "fp16acc")
-REQUIRED = ("fp32", "fourbit")
+ABLATIONS = ("all4bit", "no_tpr", "no_gradscale", "radix2", "fp16acc", "mxfp4_rn", "nvfp4_rn")
+REQUIRED = ("fp32", "fourbit", "mxfp4", "nvfp4")
 
 
 class Entry(NamedTuple):
@@ -47,9 +48,12 @@ FULL = (
 )
 QUICK = (Entry("digits", "mlp", 8, REQUIRED),)
 
-# (dataset, model, maximum gap in points of fourbit below fp32), the targets of docs/training.md
-TARGETS = (("digits", "mlp", 1.0), ("digits", "cnn", 1.0), ("mnist1d", "cnn", 2.0))
+# (dataset, model, scheme, maximum gap in points below fp32), the targets of docs/training.md
+TARGETS = (("digits", "mlp", "fourbit", 1.0), ("digits", "cnn", "fourbit", 1.0), ("mnist1d", "cnn", "fourbit", 2.0),
+           ("digits", "mlp", "mxfp4", 1.0), ("digits", "mlp", "nvfp4", 1.0),
+           ("digits", "cnn", "mxfp4", 1.0), ("digits", "cnn", "nvfp4", 1.0))
 TIME_RATIO_TARGET = 3.0
+TIMED = ("fourbit", "mxfp4", "nvfp4")     # the 4-bit schemes whose epoch time has the target above
 
 
 def _init_worker():
@@ -61,6 +65,8 @@ def _run_one(config):
         return run(config)
     except Diverged as error:
         return {"config": config.resolved(), "diverged": str(error)}
+    except NotLearning as error:
+        return {"config": config.resolved(), "not_learning": str(error)}
 
 
 def run_all(plan, seeds=SEEDS, workers=None, progress=True):
@@ -79,11 +85,16 @@ def run_all(plan, seeds=SEEDS, workers=None, progress=True):
             results[index] = result
             c = configs[index]
             bar.set_postfix_str(f"{c.dataset}-{c.model}-{c.scheme} s{c.seed}: "
-                                + (f"{100 * result['final_test_acc']:.1f}%" if "diverged" not in result
-                                   else "diverged"))
+                                + (f"{100 * result['final_test_acc']:.1f}%" if not failed(result)
+                                   else "diverged" if "diverged" in result else "not learning"))
             bar.update()
     bar.close()
     return results
+
+
+def failed(result):
+    """True for a run that diverged or did not learn (golden.training.train.NotLearning)."""
+    return "diverged" in result or "not_learning" in result
 
 
 def _indexed(item):
@@ -93,7 +104,7 @@ def _indexed(item):
 
 def _cost(config):
     size = {"digits": 1, "mnist1d": 2}[config.dataset] * {"mlp": 1, "cnn": 2}[config.model]
-    return size * config.epochs * {"fp32": 1, "fp16acc": 12}.get(config.scheme, 4)
+    return size * config.epochs * {"fp32": 1, "fp16acc": 12}.get(config.scheme, 3)
 
 
 def _bar(total, enabled):
@@ -109,12 +120,13 @@ def summarize(results):
         groups.setdefault((c["dataset"], c["model"], c["scheme"]), []).append(r)
     rows = []
     for (dataset, model, scheme), runs in groups.items():
-        done = [r for r in runs if "diverged" not in r]
+        done = [r for r in runs if not failed(r)]
         acc = [100 * r["final_test_acc"] for r in done]
         row = {"dataset": dataset, "model": model, "scheme": scheme, "description": SCHEMES[scheme].description,
                "epochs": runs[0]["config"]["epochs"], "batch_size": runs[0]["config"]["batch_size"],
                "lr": runs[0]["config"]["lr"], "seeds": [r["config"]["seed"] for r in runs],
                "test_acc": acc, "diverged": [r["diverged"] for r in runs if "diverged" in r],
+               "not_learning": [r["not_learning"] for r in runs if "not_learning" in r],
                "acc_mean": float(np.mean(acc)) if acc else None,
                "acc_std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0 if acc else None,
                "epoch_seconds": float(np.mean([r["epoch_seconds"] for r in done])) if done else None,
@@ -122,7 +134,7 @@ def summarize(results):
                "wall_seconds": float(sum(r.get("wall_seconds", 0.0) for r in runs))}
         rows.append(row)
     by_key = {(r["dataset"], r["model"], r["scheme"]): r for r in rows}
-    ratios = {}
+    ratios, timed = {}, []
     for row in rows:
         base = by_key.get((row["dataset"], row["model"], "fp32"))
         ok = base and base["acc_mean"] is not None and row["acc_mean"] is not None
@@ -132,14 +144,16 @@ def summarize(results):
             row["epoch_wall_ratio"] = row["epoch_seconds"] / base["epoch_seconds"]
             if row["scheme"] == "fourbit":
                 ratios[f"{row['dataset']}-{row['model']}"] = row["epoch_time_ratio"]
+            if row["scheme"] in TIMED:
+                timed.append((f"{row['dataset']}-{row['model']}", row["scheme"], row["epoch_time_ratio"]))
     targets = []
-    for dataset, model, max_gap in TARGETS:
-        row = by_key.get((dataset, model, "fourbit"))
+    for dataset, model, scheme, max_gap in TARGETS:
+        row = by_key.get((dataset, model, scheme))
         if row is not None and row["gap_to_fp32"] is not None:
-            targets.append({"what": f"{dataset}-{model}: fourbit within {max_gap} points of fp32",
+            targets.append({"what": f"{dataset}-{model}: {scheme} within {max_gap} points of fp32",
                             "gap": row["gap_to_fp32"], "met": row["gap_to_fp32"] <= max_gap})
-    for name, ratio in ratios.items():
-        targets.append({"what": f"{name}: fourbit epoch <= {TIME_RATIO_TARGET}x fp32 epoch",
+    for name, scheme, ratio in timed:
+        targets.append({"what": f"{name}: {scheme} epoch <= {TIME_RATIO_TARGET}x fp32 epoch",
                         "ratio": ratio, "met": ratio <= TIME_RATIO_TARGET})
     return rows, ratios, targets
 
@@ -157,8 +171,9 @@ def markdown(rows, targets, meta):
              "| dataset | model | scheme | epochs | test acc % | gap to fp32 | CPU s/epoch | × fp32 |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        acc = ("diverged " + f"({len(r['diverged'])}/{len(r['seeds'])} seeds)" if r["diverged"]
-               else f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}")
+        failures = [f"{what} ({len(r[key])}/{len(r['seeds'])} seeds)"
+                    for key, what in (("diverged", "diverged"), ("not_learning", "not learning")) if r[key]]
+        acc = ", ".join(failures) if failures else f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}"
         lines.append(f"| {r['dataset']} | {r['model']} | {r['scheme']} | {r['epochs']} | {acc} | "
                      f"{_fmt(r['gap_to_fp32'], '+.2f') if r['scheme'] != 'fp32' else ''} | "
                      f"{_fmt(r['epoch_cpu_seconds'], '.2f')} | {_fmt(r.get('epoch_time_ratio'), '.2f', '')} |")
@@ -171,16 +186,17 @@ def markdown(rows, targets, meta):
 
 
 def plot(results, out_dir):
-    """accuracy_vs_epoch.png (fourbit vs fp32) and grad_codes_<dataset>_<model>.png; returns the paths."""
+    """accuracy_vs_epoch.png (fp32, fourbit, mxfp4, nvfp4) and grad_codes_<dataset>_<model>.png; returns the paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in results if "diverged" not in r]
+    ok = [r for r in results if not failed(r)]
     combos = sorted({(r["config"]["dataset"], r["config"]["model"]) for r in ok})
     fig, axes = plt.subplots(1, len(combos), figsize=(4.2 * len(combos), 3.4), squeeze=False)
     for ax, (dataset, model) in zip(axes[0], combos):
-        for scheme, color in (("fp32", "tab:blue"), ("fourbit", "tab:red")):
+        for scheme, color in (("fp32", "tab:blue"), ("fourbit", "tab:red"), ("mxfp4", "tab:green"),
+                              ("nvfp4", "tab:purple")):
             curves = np.array([[h["test_acc"] * 100 for h in r["history"]] for r in ok
                                if (r["config"]["dataset"], r["config"]["model"], r["config"]["scheme"])
                                == (dataset, model, scheme)])
@@ -234,7 +250,7 @@ def _plot_codes(plt, result, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m golden.training.table", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=os.environ.get("FAST", "") not in ("", "0"),
-                        help="digits-MLP, fp32 vs fourbit, few epochs (also env FAST=1)")
+                        help="digits-MLP, fp32, fourbit, mxfp4 and nvfp4, few epochs (also env FAST=1)")
     parser.add_argument("--out", type=pathlib.Path, help="output directory (default build/train, "
                                                          "build/train/quick with --quick)")
     parser.add_argument("--no-progress", action="store_true")
@@ -253,10 +269,12 @@ def main(argv=None):
     paths = plot(results, out)
     print(markdown(rows, targets, meta))
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, " + ", ".join(p.name for p in paths))
-    failed = [r for r in results if "diverged" in r and r["config"]["scheme"] in REQUIRED]
-    for r in failed:
-        print(f"error: {r['diverged']}", file=sys.stderr)
-    return 1 if failed else 0
+    required_failed = [r for r in results if failed(r) and r["config"]["scheme"] in REQUIRED]
+    for r in results:
+        if failed(r):
+            print(f"{'error' if r in required_failed else 'warning'}: {r.get('diverged') or r['not_learning']}",
+                  file=sys.stderr)
+    return 1 if required_failed else 0
 
 
 if __name__ == "__main__":

@@ -38,8 +38,16 @@ EVAL_BATCH = 500
 DEFAULTS = {"digits": {"batch_size": 64, "lr": 0.05}, "mnist1d": {"batch_size": 128, "lr": 0.1}}
 
 
+CHANCE_FACTOR = 1.5     # a run whose best test accuracy is below this times chance (1 / classes) did not learn
+
+
 class Diverged(FloatingPointError):
     """The loss or a parameter became non-finite (or a gradient overflowed float16)."""
+
+
+class NotLearning(RuntimeError):
+    """The run finished but did not learn: every 4-bit gradient was zero for an epoch, or the accuracy
+    stayed at chance."""
 
 
 class StepResult(NamedTuple):
@@ -156,7 +164,8 @@ def run(config, progress=False, backend=None, dataset=None):
     """Train one configuration; returns a JSON-ready dict (history per epoch, final accuracy, timings).
 
     ``backend`` replaces the GEMM backend of the 4-bit layers; ``dataset`` a preloaded golden.training.data.Dataset.
-    Raises :class:`Diverged` when the run diverges.
+    Raises :class:`Diverged` when the run diverges and :class:`NotLearning` when every 4-bit gradient code
+    of an epoch is zero or the best test accuracy stays below CHANCE_FACTOR times chance.
     """
     data = dataset if dataset is not None else datasets.load(config.dataset)
     scheme = get_scheme(config.scheme)
@@ -165,7 +174,8 @@ def run(config, progress=False, backend=None, dataset=None):
     optimizer = SGD(model, config.momentum, config.weight_decay)
     n, batch_size = len(data.y_train), config.batch
     batches = math.ceil(n / batch_size)
-    history, started = [], time.perf_counter()
+    history, started, invalid_blocks = [], time.perf_counter(), 0
+    name = f"{config.dataset}-{config.model}-{config.scheme} seed {config.seed}"
     for epoch in range(config.epochs):
         for layer in model.quantized_layers:
             layer.stats.reset()
@@ -194,10 +204,19 @@ def run(config, progress=False, backend=None, dataset=None):
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_acc": correct / n,
                         "test_loss": test_loss, "test_acc": test_acc, "train_seconds": seconds,
                         "train_cpu_seconds": cpu_seconds})
+        invalid_blocks += sum(getattr(layer.stats, "invalid_blocks", 0) for layer in model.quantized_layers)
+        if model.quantized_layers and not sum(layer.stats.nonzero_codes for layer in model.quantized_layers):
+            raise NotLearning(f"{name} did not learn: every 4-bit gradient code was zero in epoch {epoch + 1} "
+                              f"(test accuracy {100 * test_acc:.1f}%)")
+    chance = 1 / data.n_classes
+    best = max(h["test_acc"] for h in history)
+    if best < CHANCE_FACTOR * chance:
+        raise NotLearning(f"{name} did not learn: the best test accuracy {100 * best:.1f}% stayed below "
+                          f"{CHANCE_FACTOR} x chance ({100 * chance:.1f}%)")
     return {"config": config.resolved(), "final_test_acc": history[-1]["test_acc"], "history": history,
             "epoch_seconds": float(np.mean([h["train_seconds"] for h in history])),
             "epoch_cpu_seconds": float(np.mean([h["train_cpu_seconds"] for h in history])),
-            "wall_seconds": time.perf_counter() - started,
+            "wall_seconds": time.perf_counter() - started, "invalid_blocks": invalid_blocks,
             "grad_stats_last_epoch": {layer.name: layer.stats.as_dict() for layer in model.quantized_layers}}
 
 
@@ -258,7 +277,7 @@ def main(argv=None):
     single_blas_thread(warm_up=False)
     try:
         result = run(config, progress=not args.no_progress)
-    except Diverged as error:
+    except (Diverged, NotLearning) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.json:
@@ -266,7 +285,9 @@ def main(argv=None):
     else:
         print(f"{config.dataset}-{config.model}-{config.scheme} seed {config.seed}: test accuracy "
               f"{100 * result['final_test_acc']:.2f}% after {config.epochs} epochs "
-              f"({result['epoch_seconds']:.2f} s/epoch)")
+              f"({result['epoch_seconds']:.2f} s/epoch"
+              + (f", {result['invalid_blocks']} invalid (NaN/Inf) blocks" if get_scheme(config.scheme).block_format
+                 else "") + ")")
     return 0
 
 
