@@ -2,8 +2,8 @@
 
 :meth:`ArrayDriver.gemm` cuts an M x K x N GEMM into R x C tiles with golden.tiling (zero padding,
 tile rows outer), streams each tile's command and its K operand beats into the array through
-stream drivers on ``cmd``, ``a`` and ``b`` (optional random valid gaps), collects the R output
-rows of every tile with a monitor on ``o`` (optional random back-pressure), checks them beat by
+stream sources on ``cmd``, ``a`` and ``b`` (optional random valid gaps), collects the R output
+rows of every tile with a sink on ``o`` (optional random back-pressure), checks them beat by
 beat against golden.tiling (:class:`Scoreboard`) and assembles the cropped M x N result from
 what the array emitted: a golden.units.Accumulated like golden.units.gemm_int4 /
 gemm_fp4_int4 return. :class:`ArrayBackend` offers it as a golden.training.layers.GemmBackend to
@@ -19,16 +19,14 @@ from typing import NamedTuple
 
 import numpy as np
 from cocotb.task import resume
-from cocotb.triggers import ClockCycles, First
 
 from golden import tiling
 from golden.tiling import Mode
 from rtl.array import output_layout
 from testbench.array_bench import commands_and_beats
 
-from .streams import StreamDriver, StreamMonitor, Streams
+from .streams import StreamSink, StreamSource, transfer
 
-SETTLE_CYCLES = 8          # cycles watched after the last expected output row, for surplus rows
 SHOWN_BEATS = 48           # operand beats printed per lane in a failure report
 
 
@@ -49,8 +47,8 @@ class CycleCounter:
         pass
 
 
-class TimedDriver(StreamDriver):
-    """A stream driver that also notes the cycle of every transfer in :attr:`cycles`."""
+class TimedSource(StreamSource):
+    """A stream source that also notes the cycle of every transfer in :attr:`cycles`."""
 
     def __init__(self, dut, port, rng, valid_rate, clock):
         super().__init__(dut, port, rng, valid_rate)
@@ -62,8 +60,8 @@ class TimedDriver(StreamDriver):
             self.cycles.append(self.clock.now)
 
 
-class TimedMonitor(StreamMonitor):
-    """A stream monitor that also notes the cycle of every transfer in :attr:`cycles`."""
+class TimedSink(StreamSink):
+    """A stream sink that also notes the cycle of every transfer in :attr:`cycles`."""
 
     def __init__(self, dut, port, rng, ready_rate, clock):
         super().__init__(dut, port, rng, ready_rate)
@@ -115,10 +113,7 @@ class Scoreboard:
         """Compare ``beats`` (what the array emitted for ``tiles``, in order) with golden.tiling."""
         expected = tiling.output_beats(tiles)
         if len(beats) != len(expected):
-            message = (f"{self.ctx.module} on {self.ctx.sim}, test {self.ctx.test}, seed {self.ctx.seed}: "
-                       f"expected {len(expected)} output rows for {len(tiles)} tiles, got {len(beats)}")
-            self.ctx.record(message)
-            raise AssertionError(message)
+            self.ctx.fail(f"expected {len(expected)} output rows for {len(tiles)} tiles, got {len(beats)}")
         self.ctx.compare(self._fields(expected), self._fields(beats),
                          lambda index: self._describe(tiles, expected, index[0]))
 
@@ -185,27 +180,15 @@ class ArrayDriver:
         commands = packed if commands is None else commands
         expected = len(tiles) * self.rows
         rng, clock = self.ctx.rng, CycleCounter()
-        cmd, a, b = (TimedDriver(self.dut, port, rng, self.valid_rate, clock) for port in ("cmd", "a", "b"))
-        out = TimedMonitor(self.dut, "o", rng, self.ready_rate, clock)
-        streams = Streams(self.dut.clk, clock, cmd, a, b, out).start()
-        reached = out.expect(expected)
-        cmd.send(commands)
-        a.send(a_beats)
-        b.send(b_beats)
+        cmd, a, b = (TimedSource(self.dut, port, rng, self.valid_rate, clock) for port in ("cmd", "a", "b"))
+        out = TimedSink(self.dut, "o", rng, self.ready_rate, clock)
         slowest = min(self.valid_rate, self.ready_rate)
         budget = 200 + int(4 * (len(a_beats) + len(commands) * 3 * (self.rows + self.cols)) / slowest)
-        await First(reached.wait(), ClockCycles(self.dut.clk, budget))
-        if reached.is_set():
-            await ClockCycles(self.dut.clk, SETTLE_CYCLES)
-        streams.stop()
-        if len(out.received) != expected or a.cycles != b.cycles:
-            message = (f"{self.ctx.module} on {self.ctx.sim}, test {self.ctx.test}, seed {self.ctx.seed}: "
-                       f"{len(out.received)} output rows for {expected} expected ({len(cmd.cycles)} of "
-                       f"{len(commands)} commands, {len(a.cycles)}/{len(b.cycles)} of {len(a_beats)} A/B beats "
-                       f"taken{'' if a.cycles == b.cycles else ', A and B taken in different cycles'})")
-            self.ctx.record(message)
-            raise AssertionError(message)
-        beats = [self._decode(n, bits) for n, bits in enumerate(out.received)]
+        received = await transfer(self.ctx, self.dut.clk, [(cmd, commands), (a, a_beats), (b, b_beats)], out,
+                                  expected, budget, endpoints=[clock])
+        if a.cycles != b.cycles:
+            self.ctx.fail(f"A and B operand beats taken in different cycles: A {a.cycles}, B {b.cycles}")
+        beats = [self._decode(n, bits) for n, bits in enumerate(received)]
         self.scoreboard.check(tiles, beats)
         return Transfers(beats, out.cycles, a.cycles, cmd.cycles, out.cycles[-1] + 1 if out.cycles else 0)
 

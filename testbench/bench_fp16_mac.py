@@ -16,18 +16,14 @@ and sums that are exact ties, that round to overflow or cancel) as two-term sums
 random streams with valid gaps, clears and resets.
 """
 
-import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 import golden.fp16
 from rtl.fp16_mac import Fp16Mac
 
 from . import mac_model
-from .batch import BatchRunner
-from .checks import _LEVEL_FLAG, BenchContext
-from .units import BENCHES, unit_ports
+from .checks import bench_test
+from .mac_bench import BatchBench
 
 LATENCY = Fp16Mac.LATENCY
 ONE, MINUS_ONE = 0x3C00, 0xBC00
@@ -182,124 +178,29 @@ def mixed_operands(rng, shape):
 
 # ----------------------------------------------------------------------------- the bench
 
-class Fp16MacBench:
-    """Drives Fp16Mac lanes inside the batch wrapper (:mod:`testbench.batch`).
+class Fp16MacBench(BatchBench):
+    """Fp16Mac lanes inside the batch wrapper: binary16 operands, three outputs, golden.fp16."""
 
-    Parameters
-    ----------
-    dut : cocotb handle of the wrapper
-    ctx : testbench.checks.BenchContext
-    """
+    latency = LATENCY
+    outputs = OUTPUTS
 
     def __init__(self, dut, ctx):
-        self.dut, self.ctx = dut, ctx
-        self.lanes = BENCHES[ctx.unit].lanes[ctx.sim]
-        self.batch = BatchRunner(dut, unit_ports(ctx.unit, ctx.params), self.lanes, BENCHES[ctx.unit].depth)
-        self.inputs = [name for name, _ in self.batch.stim.fields]
+        super().__init__(dut, ctx)
+        self.operand_names = ["a", "b"]
 
-    async def start(self):
-        """Start the clock and reset every lane through the wrapper ports (all inputs low after)."""
-        Clock(self.dut.clk, 10, unit="ns", impl="gpi").start()
-        for name in self.inputs:
-            getattr(self.dut, name).value = 0
-        self.dut.batch_start.value = int(self.dut.started.value)  # no batch until BatchRunner toggles it
-        self.dut.batch_cycles.value = 1
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+    def draw_operands(self, rng, shape):
+        return {name: rng.integers(0, 1 << 16, shape) for name in self.operand_names}
 
-    def random_columns(self, cycles, operands, lanes=None, p_valid=0.85, p_clear=1 / 24, p_rst=1 / 5000):
-        """Random stimulus of shape (lanes, cycles): operands from ``operands(rng, shape)``; valid
-        gaps, clears and resets at the given per-cycle probabilities."""
-        rng, shape = self.ctx.rng, (lanes or self.lanes, cycles)
-        return {
-            "rst": rng.random(shape, np.float32) < p_rst,
-            "clear": rng.random(shape, np.float32) < p_clear,
-            "valid": rng.random(shape, np.float32) < p_valid,
-            "a": operands(rng, shape),
-            "b": operands(rng, shape),
-        }
+    def expected(self, columns, gaps=()):
+        return expected_outputs(columns, gaps)
 
-    def sums(self, first, second):
-        """Two-term sums, spread over the lanes: ``first[i]`` (with clear), then ``second[i]``.
-
-        ``first``/``second`` are (a, b) pairs of equally long 1-D arrays; LATENCY idle cycles at
-        the end let the last sum reach the outputs.
-        """
-        count = len(first[0])
-        per_lane = -(-count // self.lanes)
-        pad = per_lane * self.lanes - count
-        columns = {}
-        for index, name in enumerate(("a", "b")):
-            pair = np.stack([np.pad(first[index], (0, pad)), np.pad(second[index], (0, pad))], axis=1)
-            columns[name] = np.pad(pair.reshape(self.lanes, 2 * per_lane), ((0, 0), (0, LATENCY)))
-        live = np.pad(np.ones(count, bool), (0, pad)).reshape(self.lanes, per_lane)
-        columns["valid"] = np.pad(np.repeat(live, 2, axis=1), ((0, 0), (0, LATENCY)))
-        columns["clear"] = np.zeros_like(columns["valid"])
-        columns["clear"][:, 0:2 * per_lane:2] = True
-        columns["rst"] = np.zeros_like(columns["valid"])
-        return columns
+    def show(self, name, value):
+        return f"0x{int(value):04x}"
 
     def additions(self, x, y):
         """Two-term sums that add exactly ``x`` and then ``y`` (each times 1.0, an exact product)."""
         one = np.full(len(x), ONE)
         return self.sums((x, one), (y, one))
-
-    async def check_batch(self, columns):
-        """Run ``columns`` through the wrapper and compare every lane and cycle with the golden model."""
-        cycles = columns["rst"].shape[1]
-        outputs = await self.batch.run(columns)
-        self.dut._log.info("batch: %d lanes x %d cycles simulated in %.3f s", self.lanes, cycles,
-                           self.batch.sim_seconds)
-        expected = expected_outputs(columns, gaps=self.batch.chunk_starts(cycles))
-        actual = {name: outputs[name].astype(np.int64) for name in OUTPUTS}
-        self.ctx.compare(expected, actual, lambda index: self.describe(columns, *index))
-
-    async def check_direct(self, columns):
-        """Drive lane-0 stimulus cycle by cycle through the wrapper ports (no batch) and compare.
-
-        Outputs are read in every cycle from the first one after reset; an X or Z fails at once.
-        """
-        cycles = columns["rst"].shape[1]
-        expected = expected_outputs(columns)
-        handles = {name: getattr(self.dut, name) for name in self.inputs}
-        rows = {name: [int(v) for v in columns[name][0]] for name in self.inputs}
-        actual = {name: np.zeros((1, cycles), np.int64) for name in OUTPUTS}
-        for t in range(cycles):
-            for name, handle in handles.items():
-                handle.value = rows[name][t]
-            await ReadOnly()
-            for name in OUTPUTS:
-                value = getattr(self.dut, name).value
-                if not value.is_resolvable:
-                    self._unknown(columns, expected, t, name, value)
-                actual[name][0, t] = int(value)
-            await RisingEdge(self.dut.clk)
-        for handle in handles.values():
-            handle.value = 0
-        self.ctx.compare(expected, actual, lambda index: self.describe(columns, *index))
-
-    def _unknown(self, columns, expected, cycle, name, value):
-        """Record and raise the failure of an output that reads X or Z (in the compare format)."""
-        ctx = self.ctx
-        wanted = " ".join(f"{field}={int(expected[field][0, cycle])}" for field in OUTPUTS)
-        message = (f"{ctx.module} on {ctx.sim}, test {ctx.test}, seed {ctx.seed}: {name} reads {value}; "
-                   f"first at lane 0, cycle {cycle}: expected {wanted}, actual {name}={value}; inputs: "
-                   f"{self.describe(columns, 0, cycle)}. Reproduce: SEED={ctx.seed} python -m testbench "
-                   f"--sim {ctx.sim} --unit {ctx.unit}{_LEVEL_FLAG[ctx.level]}")
-        ctx.mismatches += 1
-        ctx.record(message)
-        raise AssertionError(message)
-
-    def describe(self, columns, lane, cycle):
-        """Inputs of ``lane`` in the cycles whose effect can show at ``cycle`` (operands in hex)."""
-        rows = []
-        for t in range(max(0, cycle - LATENCY - 1), cycle + 1):
-            flags = " ".join(f"{name}={int(columns[name][lane, t])}" for name in ("rst", "clear", "valid"))
-            operands = " ".join(f"{name}=0x{int(columns[name][lane, t]):04x}" for name in ("a", "b"))
-            rows.append(f"[cycle {t}: {flags} {operands}]")
-        return " ".join(rows)
 
 
 def joined(*parts):
@@ -307,95 +208,68 @@ def joined(*parts):
     return {name: np.concatenate([part[name] for part in parts], axis=1) for name in parts[0]}
 
 
-def _bench(dut, test):
-    ctx = BenchContext(dut, test)
-    return ctx, Fp16MacBench(dut, ctx)
-
-
 # ----------------------------------------------------------------------------- cocotb tests
 
-@cocotb.test()
-async def corner_products(dut):
+@bench_test(Fp16MacBench)
+async def corner_products(bench):
     """Every ordered pair of the 64 corner patterns as a product (first term of a sum), each
     followed by 1 / 4 / 16 random corner products as second terms (quick / full / long)."""
-    ctx, bench = _bench(dut, "corner_products")
-    await bench.start()
     a, b = (grid.ravel() for grid in np.meshgrid(CORNERS, CORNERS, indexing="ij"))
-    partners = CORNER_PARTNERS[ctx.level]
+    partners = CORNER_PARTNERS[bench.ctx.level]
     first = (np.repeat(a, partners), np.repeat(b, partners))
-    pick = ctx.rng.integers(0, a.size, a.size * partners)
+    pick = bench.ctx.rng.integers(0, a.size, a.size * partners)
     await bench.check_batch(bench.sums(first, (a[pick], b[pick])))
-    ctx.record()
 
 
-@cocotb.test()
-async def corner_sums(dut):
+@bench_test(Fp16MacBench)
+async def corner_sums(bench):
     """Every ordered pair (x, y) of the corner patterns added, and subtracted (y times -1.0)."""
-    ctx, bench = _bench(dut, "corner_sums")
-    await bench.start()
     x, y = (grid.ravel() for grid in np.meshgrid(CORNERS, CORNERS, indexing="ij"))
     one = np.full(x.size, ONE)
     sign = np.concatenate([one, np.full(x.size, MINUS_ONE)])
     await bench.check_batch(bench.sums((np.tile(x, 2), np.tile(one, 2)), (np.tile(y, 2), sign)))
-    ctx.record()
 
 
-@cocotb.test()
-async def ties(dut):
+@bench_test(Fp16MacBench)
+async def ties(bench):
     """Products that are exact rounding ties (then a random tie product as second term) and sums
     that are exact ties, normal and subnormal, both signs."""
-    ctx, bench = _bench(dut, "ties")
-    await bench.start()
-    count = DIRECTED[ctx.level]
-    a, b = product_ties(ctx.rng, 2 * count)
+    count = DIRECTED[bench.ctx.level]
+    a, b = product_ties(bench.ctx.rng, 2 * count)
     await bench.check_batch(joined(bench.sums((a[:count], b[:count]), (a[count:], b[count:])),
-                                   bench.additions(*sum_ties(ctx.rng, count))))
-    ctx.record()
+                                   bench.additions(*sum_ties(bench.ctx.rng, count))))
 
 
-@cocotb.test()
-async def overflow_edge(dut):
+@bench_test(Fp16MacBench)
+async def overflow_edge(bench):
     """Products and sums around 65,520, where rounding goes to the largest finite value or to Inf
     (the overflow flag), both signs; then sums stepping onto and off the largest value."""
-    ctx, bench = _bench(dut, "overflow_edge")
-    await bench.start()
-    count = DIRECTED[ctx.level]
-    a, b = product_overflow_edge(ctx.rng, count)
+    count = DIRECTED[bench.ctx.level]
+    a, b = product_overflow_edge(bench.ctx.rng, count)
     one = np.full(count, ONE)
-    await bench.check_batch(joined(bench.sums((a, b), (ctx.rng.choice(CORNERS, count), one)),
-                                   bench.additions(*sum_overflow_edge(ctx.rng, count))))
-    ctx.record()
+    await bench.check_batch(joined(bench.sums((a, b), (bench.ctx.rng.choice(CORNERS, count), one)),
+                                   bench.additions(*sum_overflow_edge(bench.ctx.rng, count))))
 
 
-@cocotb.test()
-async def cancellation(dut):
+@bench_test(Fp16MacBench)
+async def cancellation(bench):
     """Opposite-sign sums of nearly equal magnitudes (exact zeros, subnormal results) and a power
     of two minus a much smaller value."""
-    ctx, bench = _bench(dut, "cancellation")
-    await bench.start()
-    await bench.check_batch(bench.additions(*cancellations(ctx.rng, DIRECTED[ctx.level])))
-    ctx.record()
+    await bench.check_batch(bench.additions(*cancellations(bench.ctx.rng, DIRECTED[bench.ctx.level])))
 
 
-@cocotb.test()
-@cocotb.parametrize(operands=["uniform", "mixed"])
-async def random_stream(dut, operands):
+@bench_test(Fp16MacBench, ("operands", ["uniform", "mixed"]))
+async def random_stream(bench, operands):
     """Random operands with valid gaps, clears and resets: uniform over all 65,536 patterns (sums
     soon hit Inf/NaN) or mixed (finite values of similar magnitude, long sums; 1 % specials)."""
-    ctx, bench = _bench(dut, f"random_stream[operands={operands}]")
-    await bench.start()
-    draw = mixed_operands if operands == "mixed" else (lambda rng, shape: rng.integers(0, 1 << 16, shape))
-    await bench.check_batch(bench.random_columns(RANDOM_VECTORS[ctx.level] // 2 // bench.lanes, draw))
-    ctx.record()
+    draw = mixed_operands if operands == "mixed" else None
+    await bench.check_batch(bench.columns(RANDOM_VECTORS[bench.ctx.level] // 2 // bench.lanes, draw=draw))
 
 
-@cocotb.test()
-async def direct_drive(dut):
+@bench_test(Fp16MacBench)
+async def direct_drive(bench):
     """Cycle-by-cycle cocotb drive of lane 0 through the wrapper ports (cross-checks the batch
     path, which reads X as 0): the outputs must be known from the first cycle after reset."""
-    ctx, bench = _bench(dut, "direct_drive")
-    await bench.start()
-    columns = bench.random_columns(DIRECT_CYCLES[ctx.level], mixed_operands, lanes=1, p_rst=1 / 500, p_clear=1 / 8)
+    columns = bench.columns(DIRECT_CYCLES[bench.ctx.level], lanes=1, p_rst=1 / 500, p_clear=1 / 8, draw=mixed_operands)
     columns["valid"][:, :8] = False  # idle first: the reset state itself is checked
     await bench.check_direct(columns)
-    ctx.record()

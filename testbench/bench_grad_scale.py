@@ -1,20 +1,20 @@
 """cocotb bench of GradScaleUnit (rtl/grad_scale.py) against golden.fp4.grad_scale_unit.
 
 Tensors go in value by value (``last`` on the final one) through
-:class:`testbench.streams.StreamDriver`; one result per tensor comes out.
+:class:`testbench.streams.StreamSource`; one result per tensor comes out.
 """
 
-import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
 import golden.fp4
 
-from .checks import BenchContext
+from .checks import bench_test
 from .stream_bench import StreamBench
 
 EVERY_VALUE = {"quick": 4_096, "full": 1 << 16, "long": 1 << 16}
 RANDOM_TENSORS = {"quick": 300, "full": 1_500, "long": 3_000}
+STALLS = [(0.7, 0.5), (0.3, 1.0), (1.0, 0.3)]   # (valid_rate, ready_rate) of random_tensors_stalls
 SPECIAL = np.array([0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0x3C01, 0x7BFF, 0xFBFF,
                     0x7C00, 0xFC00, 0x7E00, 0xFD00], np.uint16)
 
@@ -73,42 +73,31 @@ def _describe(tensors, index):
     return f"tensor of {t.size} values [{shown}]"
 
 
-@cocotb.test()
-async def every_value(dut):
+@bench_test(StreamBench)
+async def every_value(bench):
     """Each of the 65,536 binary16 patterns as a one-value tensor, back to back at full rate
     (a random 4,096 of them in the quick regression)."""
-    ctx = BenchContext(dut, "every_value")
-    bench = StreamBench(dut, ctx)
-    await bench.start()
-    patterns = ctx.rng.permutation(np.arange(1 << 16, dtype=np.uint16))[:EVERY_VALUE[ctx.level]]
+    patterns = bench.ctx.rng.permutation(np.arange(1 << 16, dtype=np.uint16))[:EVERY_VALUE[bench.ctx.level]]
     await check(bench, list(patterns.reshape(-1, 1)), 1.0, 1.0)
-    ctx.record()
 
 
-@cocotb.test()
-async def random_tensors_stalls(dut):
+@bench_test(StreamBench, (("valid_rate", "ready_rate"), STALLS))
+async def random_tensors_stalls(bench, valid_rate, ready_rate):
     """Random tensors with valid gaps and back-pressure (result stalls hold the whole pipeline)."""
-    ctx = BenchContext(dut, "random_tensors_stalls")
-    bench = StreamBench(dut, ctx)
-    await bench.start()
-    await check(bench, random_tensors(ctx.rng, RANDOM_TENSORS[ctx.level]), valid_rate=0.7, ready_rate=0.5)
-    ctx.record()
+    await check(bench, random_tensors(bench.ctx.rng, RANDOM_TENSORS[bench.ctx.level]), valid_rate, ready_rate)
 
 
-@cocotb.test()
-async def reset_mid_tensor(dut):
+@bench_test(StreamBench)
+async def reset_mid_tensor(bench):
     """Reset in the middle of a tensor: the partial maximum and flag are forgotten."""
-    ctx = BenchContext(dut, "reset_mid_tensor")
-    bench = StreamBench(dut, ctx)
-    await bench.start()
+    ctx = bench.ctx
     for _ in range(4):
         big = np.array([0x7BFF, 0x7C00] + [0x3C00] * 200, np.uint16)  # max finite, +Inf, then ones
-        driver, monitor, streams = bench.streams(valid_rate=1.0, ready_rate=1.0)
-        driver.send(flatten([big]))
-        await ClockCycles(dut.clk, int(ctx.rng.integers(4, 100)))
+        source, sink, streams = bench.streams(valid_rate=1.0, ready_rate=1.0)
+        source.send(flatten([big]))
+        await ClockCycles(bench.dut.clk, int(ctx.rng.integers(4, 100)))
         streams.stop()
         await bench.reset()
-        if monitor.received:
-            raise AssertionError(f"{ctx.module}, seed {ctx.seed}: a result came out before the tensor's last value")
+        if sink.received:
+            ctx.fail("a result came out before the tensor's last value")
         await check(bench, random_tensors(ctx.rng, 8), valid_rate=0.9, ready_rate=0.9)
-    ctx.record()

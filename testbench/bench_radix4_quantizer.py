@@ -1,23 +1,23 @@
 """cocotb bench of Radix4Quantizer (rtl/radix4_quantizer.py) against golden.fp4.quantize.
 
 The unit is the simulation top and is driven through its streams by
-:class:`testbench.streams.StreamDriver` / :class:`~testbench.streams.StreamMonitor`, with random
+:class:`testbench.streams.StreamSource` / :class:`~testbench.streams.StreamSink`, with random
 valid gaps and back-pressure. Every output carries the codes of both TPR phases.
 """
 
-import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
 import golden.fp4
 
-from .checks import BenchContext
+from .checks import bench_test
 from .stream_bench import StreamBench
 
 ALL_PATTERNS = np.arange(1 << 16, dtype=np.uint16)
 SWEEP = {"quick": 4_096, "full": 1 << 16, "long": 1 << 16}  # patterns per sweep scale (all: 65,536)
 SWEEP_SCALES = {"quick": (0,), "full": (0, -14), "long": (golden.fp4.S_MIN, -14, 0, 15, golden.fp4.S_MAX)}
 RANDOM_VALUES = {"quick": 2_000, "full": 4_000, "long": 20_000}
+STALLS = [(0.5, 0.3), (1.0, 0.2), (0.2, 1.0)]   # (valid_rate, ready_rate) of random_stalls
 FIELDS = ("code0", "code1", "overflow0", "overflow1", "invalid")
 
 
@@ -84,62 +84,48 @@ def corner_values():
     return np.concatenate(patterns), np.concatenate(scales)
 
 
-@cocotb.test()
-async def all_patterns(dut):
+@bench_test(StreamBench)
+async def all_patterns(bench):
     """All 65,536 binary16 patterns, shuffled, for each sweep scale (a random 4,096 of them in the
     quick regression), with light gaps and back-pressure."""
-    ctx = BenchContext(dut, "all_patterns")
-    bench = StreamBench(dut, ctx)
-    await bench.start()
-    for s in SWEEP_SCALES[ctx.level]:
-        patterns = ctx.rng.permutation(ALL_PATTERNS)[:SWEEP[ctx.level]]
+    level, rng = bench.ctx.level, bench.ctx.rng
+    for s in SWEEP_SCALES[level]:
+        patterns = rng.permutation(ALL_PATTERNS)[:SWEEP[level]]
         await check(bench, patterns, np.full(patterns.size, s), valid_rate=0.95, ready_rate=0.95)
-    ctx.record()
 
 
-@cocotb.test()
-async def corners(dut):
+@bench_test(StreamBench)
+async def corners(bench):
     """Ties (ties away from zero), one ulp around every threshold, saturation and special values."""
-    ctx = BenchContext(dut, "corners")
-    bench = StreamBench(dut, ctx)
-    await bench.start()
     patterns, scales = corner_values()
-    order = ctx.rng.permutation(patterns.size)
+    order = bench.ctx.rng.permutation(patterns.size)
     await check(bench, patterns[order], scales[order], valid_rate=0.8, ready_rate=0.8)
-    ctx.record()
 
 
-@cocotb.test()
-async def random_stalls(dut):
-    """Random patterns and scales under heavy stalls on both sides (valid 50 %, ready 30 %)."""
-    ctx = BenchContext(dut, "random_stalls")
-    bench = StreamBench(dut, ctx)
-    await bench.start()
-    count = RANDOM_VALUES[ctx.level]
-    patterns = ctx.rng.integers(0, 1 << 16, count, dtype=np.uint16)
-    scales = ctx.rng.integers(golden.fp4.S_MIN, golden.fp4.S_MAX + 1, count)
-    await check(bench, patterns, scales, valid_rate=0.5, ready_rate=0.3)
-    ctx.record()
+@bench_test(StreamBench, (("valid_rate", "ready_rate"), STALLS))
+async def random_stalls(bench, valid_rate, ready_rate):
+    """Random patterns and scales under stalls on one or both sides."""
+    count, rng = RANDOM_VALUES[bench.ctx.level], bench.ctx.rng
+    patterns = rng.integers(0, 1 << 16, count, dtype=np.uint16)
+    scales = rng.integers(golden.fp4.S_MIN, golden.fp4.S_MAX + 1, count)
+    await check(bench, patterns, scales, valid_rate, ready_rate)
 
 
-@cocotb.test()
-async def reset_mid_stream(dut):
+@bench_test(StreamBench)
+async def reset_mid_stream(bench):
     """Reset while values are in flight: outputs before it are a prefix of the expected ones, and
     after it the unit quantizes new values as if fresh (no stale or duplicated outputs)."""
-    ctx = BenchContext(dut, "reset_mid_stream")
-    bench = StreamBench(dut, ctx)
-    await bench.start()
+    ctx = bench.ctx
     for _ in range(4):
         patterns = ctx.rng.integers(0, 1 << 16, 64, dtype=np.uint16)
         scales = ctx.rng.integers(-20, 20, 64)
-        driver, monitor, streams = bench.streams(valid_rate=0.9, ready_rate=0.6)
-        driver.send(payloads(patterns, scales))
-        await ClockCycles(dut.clk, int(ctx.rng.integers(5, 60)))
+        source, sink, streams = bench.streams(valid_rate=0.9, ready_rate=0.6)
+        source.send(payloads(patterns, scales))
+        await ClockCycles(bench.dut.clk, int(ctx.rng.integers(5, 60)))
         streams.stop()
         await bench.reset()
-        got = np.array(monitor.received, dtype=np.int64)
+        got = np.array(sink.received, dtype=np.int64)
         ctx.compare({k: v[:got.size] for k, v in expected(patterns, scales).items()}, decode(got),
                     lambda index: _describe(patterns, scales, index))
         fresh = ctx.rng.integers(0, 1 << 16, 32, dtype=np.uint16)
         await check(bench, fresh, np.full(fresh.size, 3), valid_rate=0.9, ready_rate=0.9)
-    ctx.record()

@@ -23,12 +23,11 @@ import json
 import time
 from pathlib import Path
 
-import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.task import bridge, resume
-from cocotb.triggers import ClockCycles, First
+from cocotb.triggers import ClockCycles
 
 import golden.fp4
 from golden.training import data as datasets
@@ -37,13 +36,13 @@ from golden.training.models import PACT_ALPHA_INIT, Model
 from golden.training.runtime import single_blas_thread
 from golden.training.train import SGD, evaluate, train_step
 
-from .array_driver import ArrayBackend, ArrayDriver, CycleCounter, cycles_by_mode
+from .array_driver import ArrayBackend, ArrayDriver, CycleCounter, TimedSink, cycles_by_mode
 from .bench_radix4_quantizer import decode as decode_quantizer
 from .bench_radix4_quantizer import expected as expected_quantizer
 from .bench_radix4_quantizer import payloads as quantizer_payloads
-from .checks import BenchContext
+from .checks import bench_test
 from .stream_bench import PERIOD_NS
-from .streams import StreamDriver, StreamMonitor, Streams
+from .streams import StreamSource, transfer
 
 REPORT = Path(__file__).resolve().parents[1] / "build" / "sim" / "train_steps.json"
 DATASET = "digits"
@@ -53,7 +52,6 @@ LR = 0.1
 STEPS = {"quick": 3, "full": 5, "long": 5}
 # (valid_rate, ready_rate) of the host's streams: no stalls for the cycle figures, gaps in long.
 RATES = {"quick": (1.0, 1.0), "full": (1.0, 1.0), "long": (0.8, 0.7)}
-SETTLE_CYCLES = 8
 
 
 def build_mlp(dataset, quant, seed):
@@ -93,26 +91,15 @@ def network_description(model):
 async def stream_through(dut, ctx, source, sink, payloads, outputs, valid_rate, ready_rate):
     """Send ``payloads`` into stream ``source`` of the top and collect ``outputs`` payloads from ``sink``.
 
-    Returns (received int64 array, cycles up to and including the last output). Fails if they do
-    not all arrive in time or if a surplus one follows within SETTLE_CYCLES.
+    Returns (received int64 array, cycles up to and including the last output)
+    (:func:`testbench.streams.transfer`).
     """
     clock = CycleCounter()
-    driver = StreamDriver(dut, source, ctx.rng, valid_rate)
-    monitor = StreamMonitor(dut, sink, ctx.rng, ready_rate)
-    streams = Streams(dut.clk, clock, driver, monitor).start()
-    reached = monitor.expect(outputs)
-    driver.send(payloads)
-    await First(reached.wait(), ClockCycles(dut.clk, 100 + int(4 * len(payloads) / min(valid_rate, ready_rate))))
-    cycles = clock.now + 1
-    if reached.is_set():
-        await ClockCycles(dut.clk, SETTLE_CYCLES)
-    streams.stop()
-    if len(monitor.received) != outputs:
-        message = (f"{ctx.module} on {ctx.sim}, test {ctx.test}, seed {ctx.seed}: {len(monitor.received)} outputs "
-                   f"on {sink} for {outputs} expected ({driver.sent} of {len(payloads)} inputs taken on {source})")
-        ctx.record(message)
-        raise AssertionError(message)
-    return np.array(monitor.received, dtype=np.int64), cycles
+    out = TimedSink(dut, sink, ctx.rng, ready_rate, clock)
+    budget = 100 + int(4 * len(payloads) / min(valid_rate, ready_rate))
+    received = await transfer(ctx, dut.clk, [(StreamSource(dut, source, ctx.rng, valid_rate), payloads)], out,
+                              outputs, budget, endpoints=[clock])
+    return np.array(received, dtype=np.int64), out.cycles[-1] + 1
 
 
 class QuantizerDriver:
@@ -211,15 +198,23 @@ def write_report(level, sim, entry, path=REPORT):
         fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-async def start(dut):
-    Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
-    for port in ("cmd", "a", "b", "quant_i", "scale_i"):
-        getattr(dut, f"{port}__valid").value = 0
-    for port in ("o", "quant_o", "scale_o"):
-        getattr(dut, f"{port}__ready").value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
+class CoreBench:
+    """Clock and reset of the training core as the simulation top, numpy on one BLAS thread."""
+
+    def __init__(self, dut, ctx):
+        self.dut, self.ctx = dut, ctx
+
+    async def start(self):
+        single_blas_thread(warm_up=False)
+        dut = self.dut
+        Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
+        for port in ("cmd", "a", "b", "quant_i", "scale_i"):
+            getattr(dut, f"{port}__valid").value = 0
+        for port in ("o", "quant_o", "scale_o"):
+            getattr(dut, f"{port}__ready").value = 0
+        dut.rst.value = 1
+        await ClockCycles(dut.clk, 2)
+        dut.rst.value = 0
 
 
 class RtlRun:
@@ -279,13 +274,11 @@ def report_entry(ctx, rtl, per_step, golden_run, losses, wall, simulated, identi
     }
 
 
-@cocotb.test()
-async def train_steps(dut):
+@bench_test(CoreBench)
+async def train_steps(bench):
     """STEPS[level] training steps with every 4-bit GEMM, scale and gradient code from the RTL;
     the weights must be bit-identical to the pure-golden run and the held-out loss must decrease."""
-    ctx = BenchContext(dut, "train_steps")
-    single_blas_thread(warm_up=False)
-    await start(dut)
+    ctx, dut = bench.ctx, bench.dut
     dataset = datasets.load(DATASET)
     batches = batch_indices(dataset, STEPS[ctx.level], ctx.seed)
 
@@ -319,4 +312,3 @@ async def train_steps(dut):
     dut._log.info("%d steps: losses %s, held-out loss %.4f -> %.4f, %d array cycles per step, %.0f cycles/s",
                   len(batches), [round(v, 4) for v in losses], before, after, per_step[-1]["array_cycles"],
                   simulated / wall)
-    ctx.record()

@@ -14,7 +14,6 @@ commands (K = 0, mode 3: sticky ``error``, no output) and the documented timing 
 import json
 import os
 
-import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
@@ -24,7 +23,7 @@ from golden.tiling import Mode
 from rtl.array import pack_command
 
 from .array_driver import ArrayDriver, assemble
-from .checks import BenchContext
+from .checks import bench_test
 from .stream_bench import PERIOD_NS
 
 RANDOM_GEMMS = {"quick": 12, "full": 60, "long": 150}
@@ -34,19 +33,28 @@ SATURATION_BEATS = {"quick": 400, "full": 400, "long": 4000}  # K budget of a sa
 TOP_FP4, NEG_TOP_FP4, NEG_ZERO_FP4 = 0b0111, 0b1111, 0b1000   # +top level, -top level, -0 (reads as 0)
 
 
-async def start(dut):
-    """Clock and reset with every stream idle."""
-    Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
-    await reset(dut)
+class ArrayBench:
+    """Clock and reset of the array as the simulation top; :class:`ArrayDriver` runs the GEMMs."""
 
+    def __init__(self, dut, ctx):
+        self.dut, self.ctx = dut, ctx
+        self.rows, self.cols = ctx.params["rows"], ctx.params["cols"]
 
-async def reset(dut, cycles=2):
-    for port in ("cmd", "a", "b"):
-        getattr(dut, f"{port}__valid").value = 0
-    dut.o__ready.value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, cycles)
-    dut.rst.value = 0
+    async def start(self):
+        """Clock and reset with every stream idle."""
+        Clock(self.dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
+        await self.reset()
+
+    async def reset(self, cycles=2):
+        for port in ("cmd", "a", "b"):
+            getattr(self.dut, f"{port}__valid").value = 0
+        self.dut.o__ready.value = 0
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles)
+        self.dut.rst.value = 0
+
+    def driver(self, valid_rate=1.0, ready_rate=1.0):
+        return ArrayDriver(self.dut, self.ctx, valid_rate, ready_rate)
 
 
 def random_operands(rng, mode, m, k, n):
@@ -105,17 +113,16 @@ async def run_gemms(driver, ctx, gemms, commands=None):
     return transfers
 
 
-@cocotb.test()
-async def random_gemms(dut):
+@bench_test(ArrayBench)
+async def random_gemms(bench):
     """Random GEMMs of every mode, 1-3 per run back to back (mode changes while busy), random
     shapes, K and s, random gaps and back-pressure per run."""
-    ctx = BenchContext(dut, "random_gemms")
-    await start(dut)
-    rng, rows, cols = ctx.rng, ctx.params["rows"], ctx.params["cols"]
+    ctx = bench.ctx
+    rng, rows, cols = ctx.rng, bench.rows, bench.cols
     count, done = RANDOM_GEMMS[ctx.level], 0
     while done < count:
         valid_rate, ready_rate = RATES[int(rng.integers(len(RATES)))]
-        driver = ArrayDriver(dut, ctx, valid_rate, ready_rate)
+        driver = bench.driver(valid_rate, ready_rate)
         gemms = []
         for mode in rng.permutation(list(Mode))[:min(count - done, int(rng.integers(1, 4)))]:
             mode = Mode(int(mode))
@@ -124,19 +131,17 @@ async def random_gemms(dut):
             gemms.append(Gemm(driver, mode, a, b, int(rng.integers(-32, 32))))
         await run_gemms(driver, ctx, gemms)
         done += len(gemms)
-    ctx.record()
 
 
-@cocotb.test()
-async def corner_codes(dut):
+@bench_test(ArrayBench)
+async def corner_codes(bench):
     """The extreme codes of every lane (weight -8, FP4 0b1000 = -0, 15, 0) in every mode; K = 1,
     K around the tile period R + C - 1, single rows/columns (M = 1, N = 1) and runs of K = 1 tiles."""
-    ctx = BenchContext(dut, "corner_codes")
-    await start(dut)
-    rng, rows, cols = ctx.rng, ctx.params["rows"], ctx.params["cols"]
+    ctx = bench.ctx
+    rng, rows, cols = ctx.rng, bench.rows, bench.cols
     period = rows + cols - 1
     gemms = []
-    driver = ArrayDriver(dut, ctx, 0.8, 0.7)
+    driver = bench.driver(0.8, 0.7)
     for mode in Mode:
         a_codes = [0, 15, NEG_ZERO_FP4, NEG_TOP_FP4, TOP_FP4]
         b_codes = [0, 15, 1] if mode is Mode.BWD_WEIGHT else [-8, 7, -1, 0]
@@ -148,7 +153,6 @@ async def corner_codes(dut):
     assert any((g.a == NEG_ZERO_FP4).any() for g in gemms if g.mode is not Mode.FWD), "FP4 code 0b1000 unused"
     assert any((g.b == -8).any() for g in gemms if g.mode is not Mode.BWD_WEIGHT), "weight -8 unused"
     await run_gemms(driver, ctx, gemms)
-    ctx.record()
 
 
 def _trajectories(k, k_up):
@@ -194,15 +198,14 @@ def _saturates_at_all():
     return any(saturating_operands(mode, *widths, SATURATION_BEATS["long"]) is not None for mode in Mode)
 
 
-@cocotb.test(skip=not _saturates_at_all())
-async def saturation(dut):
+@bench_test(ArrayBench, skip=not _saturates_at_all())
+async def saturation(bench):
     """Sums that clamp at the upper and the lower rail, leave a rail (the flag stays), and stay
     inside, in every mode whose width saturates within the level's beat budget."""
-    ctx = BenchContext(dut, "saturation")
-    await start(dut)
+    ctx, dut = bench.ctx, bench.dut
     limit_lo, limit_hi = {}, {}
     gemms = []
-    driver = ArrayDriver(dut, ctx, 0.9, 0.8)
+    driver = bench.driver(0.9, 0.8)
     for mode in Mode:
         operands = saturating_operands(mode, ctx.params["fwd_width"], ctx.params["bwd_width"],
                                        SATURATION_BEATS[ctx.level])
@@ -220,7 +223,6 @@ async def saturation(dut):
             f"{mode.name}: the directed operands no longer reach both rails, leave one and stay inside one"
         gemms.append(gemm)
     await run_gemms(driver, ctx, gemms)
-    ctx.record()
 
 
 async def _ready_highs(dut, cycles, names):
@@ -235,44 +237,34 @@ async def _ready_highs(dut, cycles, names):
     return highs
 
 
-def _expect(ctx, condition, message):
-    ctx.vectors += 1
-    if not condition:
-        ctx.mismatches += 1
-        text = f"{ctx.module} on {ctx.sim}, test {ctx.test}, seed {ctx.seed}: {message}"
-        ctx.record(text)
-        raise AssertionError(text)
-
-
-@cocotb.test()
-async def bad_input(dut):
+@bench_test(ArrayBench)
+async def bad_input(bench):
     """Beats without a command and A without B are not taken; K = 0 and mode 3 are consumed
     without beats or output and set the sticky ``error`` (until reset); valid tiles around them
     are unaffected."""
-    ctx = BenchContext(dut, "bad_input")
-    await start(dut)
-    rows, cols = ctx.params["rows"], ctx.params["cols"]
+    ctx, dut = bench.ctx, bench.dut
+    rows, cols = bench.rows, bench.cols
     settle = 2 * (rows + cols + 2)
 
     dut.a__valid.value = dut.b__valid.value = 1
     highs = await _ready_highs(dut, settle, ["a__ready", "b__ready"])
-    _expect(ctx, highs == {"a__ready": 0, "b__ready": 0}, f"beats without a command were offered ready: {highs}")
+    ctx.expect(highs == {"a__ready": 0, "b__ready": 0}, f"beats without a command were offered ready: {highs}")
     dut.b__valid.value = 0
     dut.cmd__payload.value = pack_command(Mode.FWD, 3, 0)
     dut.cmd__valid.value = 1
     highs = await _ready_highs(dut, settle, ["a__ready", "cmd__ready", "o__valid"])
-    _expect(ctx, highs == {"a__ready": 0, "cmd__ready": 0, "o__valid": 0},
+    ctx.expect(highs == {"a__ready": 0, "cmd__ready": 0, "o__valid": 0},
             f"A without B (command K = 3 waiting) was taken or gave output: {highs}")
     dut.a__valid.value = dut.cmd__valid.value = 0
-    await reset(dut)
-    _expect(ctx, int(dut.error.value) == 0, "error set after reset")
+    await bench.reset()
+    ctx.expect(int(dut.error.value) == 0, "error set after reset")
 
     rng = ctx.rng
-    driver = ArrayDriver(dut, ctx, 0.8, 0.7)
+    driver = bench.driver(0.8, 0.7)
     gemms = [Gemm(driver, mode, *random_operands(rng, mode, rows + 1, int(rng.integers(1, 40)), cols), 5)
              for mode in (Mode.FWD, Mode.BWD_WEIGHT, Mode.BWD_DATA)]
     await run_gemms(driver, ctx, gemms[:1])
-    _expect(ctx, int(dut.error.value) == 0, "error set by valid tiles")
+    ctx.expect(int(dut.error.value) == 0, "error set by valid tiles")
     tiles = [tile for gemm in gemms for tile in gemm.tiles]
     bad = [pack_command(Mode.FWD, 0, 1), pack_command(3, 7, -2), pack_command(Mode.BWD_DATA, 0, 0),
            pack_command(3, 0, 0)]
@@ -280,14 +272,13 @@ async def bad_input(dut):
     for position, command in sorted(zip(rng.integers(0, len(commands) + 1, len(bad)), bad), reverse=True):
         commands.insert(position, command)
     transfers = await run_gemms(driver, ctx, gemms, commands)
-    _expect(ctx, len(transfers.cmd_cycles) == len(commands), f"{len(transfers.cmd_cycles)} of {len(commands)} "
+    ctx.expect(len(transfers.cmd_cycles) == len(commands), f"{len(transfers.cmd_cycles)} of {len(commands)} "
             "commands consumed (bad ones must be consumed without beats)")
-    _expect(ctx, int(dut.error.value) == 1, "error not set by K = 0 / mode 3 commands")
+    ctx.expect(int(dut.error.value) == 1, "error not set by K = 0 / mode 3 commands")
     await run_gemms(driver, ctx, gemms[:1])
-    _expect(ctx, int(dut.error.value) == 1, "error is not sticky")
-    await reset(dut)
-    _expect(ctx, int(dut.error.value) == 0, "error not cleared by reset")
-    ctx.record()
+    ctx.expect(int(dut.error.value) == 1, "error is not sticky")
+    await bench.reset()
+    ctx.expect(int(dut.error.value) == 0, "error not cleared by reset")
 
 
 def documented_timing(tiles, rows, cols):
@@ -310,18 +301,17 @@ def documented_timing(tiles, rows, cols):
     return commands, beats, outputs
 
 
-@cocotb.test()
-async def mode_change_timing(dut):
+@bench_test(ArrayBench)
+async def mode_change_timing(bench):
     """With no gaps and no back-pressure, every command, beat and output row transfers in the cycle
     the documented timing formula gives; a tile of another mode waits L cycles after the busy one."""
-    ctx = BenchContext(dut, "mode_change_timing")
-    await start(dut)
-    rng, rows, cols = ctx.rng, ctx.params["rows"], ctx.params["cols"]
+    ctx = bench.ctx
+    rng, rows, cols = ctx.rng, bench.rows, bench.cols
     period = rows + cols - 1
     plan = [(Mode.FWD, period + 3), (Mode.FWD, 1), (Mode.BWD_DATA, 2), (Mode.BWD_DATA, period),
             (Mode.BWD_WEIGHT, period + 5), (Mode.FWD, 1), (Mode.BWD_WEIGHT, 1), (Mode.BWD_WEIGHT, period - 2),
             (Mode.FWD, 2 * period)]
-    driver = ArrayDriver(dut, ctx)
+    driver = bench.driver()
     gemms = [Gemm(driver, mode, *random_operands(rng, mode, rows - 1, k, cols), int(rng.integers(-32, 32)))
              for mode, k in plan]
     transfers = await run_gemms(driver, ctx, gemms)
@@ -330,8 +320,7 @@ async def mode_change_timing(dut):
     got = (transfers.cmd_cycles, transfers.beat_cycles, transfers.out_cycles)
     for name, expected, actual in zip(("command", "beat", "output row"), want, got):
         wrong = [i for i, (e, a) in enumerate(zip(expected, actual)) if e != a]
-        _expect(ctx, not wrong and len(expected) == len(actual),
+        ctx.expect(not wrong and len(expected) == len(actual),
                 f"{name} transfer cycles differ from docs/architecture.md: first at {name} "
                 f"{wrong[0] if wrong else min(len(expected), len(actual))}, expected {expected}, actual {actual}; "
                 f"tiles (mode, k): {[(t.mode.name, t.k) for t in tiles]}")
-    ctx.record()

@@ -3,9 +3,12 @@
 The runner passes the unit's parameters, the regression level (quick: ``make test``, full:
 ``make sim``, long: LONG=1) and the seed through the environment (FOURBIT_*); each
 test appends one JSON line (vectors checked, mismatches, seconds, seed, first failure) to
-FOURBIT_RESULTS, from which the runner writes build/sim/summary.json.
+FOURBIT_RESULTS, from which the runner writes build/sim/summary.json. Every test is written as
+``@bench_test(SomeBench) async def name(bench, **params)``: :func:`bench_test` names the
+:class:`BenchContext`, builds and starts the bench and records the result in a ``finally``.
 """
 
+import functools
 import json
 import os
 import time
@@ -37,7 +40,23 @@ class BenchContext:
         self.rng = np.random.default_rng([self.seed, zlib.crc32(test.encode())])
         self.vectors = 0
         self.mismatches = 0
+        self.recorded = False
         self._started = time.perf_counter()
+
+    def fail(self, message, mismatches=1):
+        """Count ``mismatches``, record and raise an AssertionError: ``message`` prefixed with the
+        module, simulator, test and seed, followed by the command line that reproduces it."""
+        self.mismatches += mismatches
+        text = (f"{self.module} on {self.sim}, test {self.test}, seed {self.seed}: {message}. Reproduce: "
+                f"SEED={self.seed} python -m testbench --sim {self.sim} --unit {self.unit}{_LEVEL_FLAG[self.level]}")
+        self.record(text)
+        raise AssertionError(text)
+
+    def expect(self, condition, message):
+        """One checked vector: fails with ``message`` unless ``condition`` holds."""
+        self.vectors += 1
+        if not condition:
+            self.fail(message)
 
     def compare(self, expected, actual, describe, valid=None):
         """Check ``actual`` against ``expected`` field by field (dicts of equally shaped arrays).
@@ -56,7 +75,6 @@ class BenchContext:
         wrong &= valid
         checked, bad = int(valid.sum()), int(wrong.sum())
         self.vectors += checked
-        self.mismatches += bad
         if bad:
             flat = np.flatnonzero(np.moveaxis(wrong, -1, 0).ravel())[0]
             index = np.unravel_index(flat, np.moveaxis(wrong, -1, 0).shape)
@@ -64,15 +82,14 @@ class BenchContext:
             where = ", ".join(f"{axis} {i}" for axis, i in zip(_axes(len(shape)), index))
             exp = " ".join(f"{name}={_scalar(expected[name][index])}" for name in names)
             act = " ".join(f"{name}={_scalar(actual[name][index])}" for name in names)
-            message = (f"{self.module} on {self.sim}, test {self.test}, seed {self.seed}: "
-                       f"{bad} of {checked} vectors differ; first at {where}: expected {exp}, actual {act}; "
-                       f"inputs: {describe(index)}. Reproduce: SEED={self.seed} python -m testbench "
-                       f"--sim {self.sim} --unit {self.unit}{_LEVEL_FLAG[self.level]}")
-            self.record(message)
-            raise AssertionError(message)
+            self.fail(f"{bad} of {checked} vectors differ; first at {where}: expected {exp}, actual {act}; "
+                      f"inputs: {describe(index)}", mismatches=bad)
 
     def record(self, failure=None):
-        """Append this test's tally to the run's result file (once per test)."""
+        """Append this test's tally to the run's result file (the first call of a test counts)."""
+        if self.recorded:
+            return
+        self.recorded = True
         path = os.environ.get("FOURBIT_RESULTS")
         seconds = time.perf_counter() - self._started
         line = {"test": self.test, "vectors": self.vectors, "mismatches": self.mismatches,
@@ -85,6 +102,34 @@ class BenchContext:
 
 
 _LEVEL_FLAG = {"quick": " --quick", "full": "", "long": " --long"}
+
+
+def bench_test(make_bench, *options, **test_options):
+    """Decorator: ``async def body(bench, **params)`` becomes a cocotb test.
+
+    The wrapper names the :class:`BenchContext` after the test and its parameters
+    (``name[key=value,...]``), builds ``make_bench(dut, ctx)``, awaits its ``start()``, runs the
+    body and records the result in a ``finally`` (with the exception as the failure, if any).
+    ``options`` go to ``cocotb.parametrize`` (e.g. ``(("valid_rate", "ready_rate"), RATES)``),
+    ``test_options`` to ``cocotb.test`` (e.g. ``skip``).
+    """
+    def decorate(body):
+        @functools.wraps(body)
+        async def test(dut, **params):
+            suffix = ",".join(f"{key}={value}" for key, value in params.items())
+            ctx = BenchContext(dut, body.__name__ + (f"[{suffix}]" if suffix else ""))
+            failure = None
+            try:
+                bench = make_bench(dut, ctx)
+                await bench.start()
+                await body(bench, **params)
+            except BaseException as error:
+                failure = f"{type(error).__name__}: {error}"
+                raise
+            finally:
+                ctx.record(failure)
+        return cocotb.test(**test_options)(cocotb.parametrize(*options)(test) if options else test)
+    return decorate
 
 
 def _axes(ndim):

@@ -1,9 +1,17 @@
-"""Stimulus and checking shared by the MAC benches (Int4Mac, ShiftMac) in the batch wrapper.
+"""Batch benches of cycle-level MAC units in the batch wrapper: one base, a subclass per golden model.
 
-A bench describes its operands (name -> inclusive value range) and a golden step function; this
-module builds cycle-level stimulus as numpy arrays of shape (lanes, cycles), runs it through the
-wrapper (or, for cross-checking, cycle by cycle through the wrapper's own ports) and compares
-every cycle's ``acc`` and ``overflow`` with :func:`testbench.mac_model.expected_outputs`.
+:class:`BatchBench` builds cycle-level stimulus as numpy arrays of shape (lanes, cycles) (random
+streams, two-term sums), runs it through the wrapper (:mod:`testbench.batch`) or, for
+cross-checking, cycle by cycle through the wrapper's own ports, where an X or Z output fails at
+once, and compares every cycle's outputs with the golden model. A subclass says what differs:
+
+* :meth:`BatchBench.draw_operands` -- random operands of one stimulus;
+* :meth:`BatchBench.expected` -- the golden outputs of a stimulus;
+* :meth:`BatchBench.decode` -- the outputs read from the simulator as compared values;
+* :meth:`BatchBench.show` -- how an operand is printed in a failure report;
+* :attr:`BatchBench.latency` -- cycles from an input to the outputs it changes.
+
+:class:`MacBench` serves Int4Mac and ShiftMac with :func:`testbench.mac_model.expected_outputs`.
 """
 
 import numpy as np
@@ -15,29 +23,53 @@ from .mac_model import expected_outputs
 from .units import BENCHES, unit_ports
 
 MAX_SATURATION_CYCLES = 1 << 19  # W = 64 (and beyond) cannot be driven to its limits
+CONTROLS = ("rst", "clear", "valid")
 
 
-class MacBench:
-    """Drives one MAC unit configuration inside the batch wrapper.
+class BatchBench:
+    """Drives the lanes of one unit configuration inside the batch wrapper.
 
     Parameters
     ----------
     dut : cocotb handle of the wrapper
     ctx : testbench.checks.BenchContext
-    operands : dict of str -> (int, int)
-        Operand ports and their value ranges (values, not bit patterns).
-    step : callable(acc, operands) -> (acc, overflowed_now)
-        Golden MAC step (see :func:`testbench.mac_model.expected_outputs`).
     """
 
-    def __init__(self, dut, ctx, operands, step):
-        self.dut, self.ctx, self.operands, self.step = dut, ctx, operands, step
+    #: Cycles from an input cycle to the first output cycle that shows its effect.
+    latency = 2
+    #: Output ports compared with :meth:`expected`.
+    outputs = ("acc", "overflow")
+
+    def __init__(self, dut, ctx):
+        self.dut, self.ctx = dut, ctx
         bench = BENCHES[ctx.unit]
-        ports = unit_ports(ctx.unit, ctx.params)
         self.lanes = bench.lanes[ctx.sim]
-        self.batch = BatchRunner(dut, ports, self.lanes, bench.depth)
-        self.width = ctx.params["width"]
+        self.batch = BatchRunner(dut, unit_ports(ctx.unit, ctx.params), self.lanes, bench.depth)
         self.inputs = [name for name, _ in self.batch.stim.fields]
+        self.operand_names = [name for name in self.inputs if name not in CONTROLS]
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def draw_operands(self, rng, shape):
+        """Random operands for :meth:`columns`: dict name -> int array of ``shape``."""
+        raise NotImplementedError
+
+    def expected(self, columns, gaps=()):
+        """Golden outputs of ``columns``: dict output name -> array (lanes, cycles).
+
+        ``gaps`` are cycles before which the unit saw one extra idle cycle (batch chunk borders).
+        """
+        raise NotImplementedError
+
+    def decode(self, outputs):
+        """Compared values from raw output fields (dict name -> uint64 array (lanes, cycles))."""
+        return {name: outputs[name].astype(np.int64) for name in self.outputs}
+
+    def show(self, name, value):
+        """An operand value as a failure report prints it."""
+        return str(int(value))
+
+    # -- stimulus ------------------------------------------------------------------------------
 
     async def start(self):
         """Start the clock and reset every lane through the wrapper ports (all inputs low after)."""
@@ -51,17 +83,138 @@ class MacBench:
         self.dut.rst.value = 0
         await ClockCycles(self.dut.clk, 2)
 
-    def columns(self, cycles, lanes=None, p_valid=0.85, p_clear=1 / 24, p_rst=1 / 5000):
-        """Random stimulus of shape (lanes, cycles): uniform operands; valid gaps, clears and resets
-        at the given per-cycle probabilities."""
+    def columns(self, cycles, lanes=None, p_valid=0.85, p_clear=1 / 24, p_rst=1 / 5000, draw=None):
+        """Random stimulus of shape (lanes, cycles): valid gaps, clears and resets at the given
+        per-cycle probabilities; operands from :meth:`draw_operands`, or from ``draw(rng, shape)``
+        for each operand."""
         rng, shape = self.ctx.rng, (lanes or self.lanes, cycles)
         columns = {
             "rst": rng.random(shape, np.float32) < p_rst,
             "clear": rng.random(shape, np.float32) < p_clear,
             "valid": rng.random(shape, np.float32) < p_valid,
         }
-        columns.update({name: rng.integers(lo, hi + 1, shape, np.int8) for name, (lo, hi) in self.operands.items()})
+        if draw is None:
+            columns.update(self.draw_operands(rng, shape))
+        else:
+            columns.update({name: draw(rng, shape) for name in self.operand_names})
         return columns
+
+    def sums(self, first, second):
+        """Stimulus of two-term sums: ``first[i]`` (with clear) then ``second[i]``, spread over the lanes.
+
+        ``first``/``second`` map operand names to 1-D arrays of equal length (or are sequences of
+        arrays in operand order); ``latency`` idle cycles at the end let the last sum reach the outputs.
+        """
+        first, second = (term if isinstance(term, dict) else dict(zip(self.operand_names, term))
+                         for term in (first, second))
+        count = len(next(iter(first.values())))
+        per_lane = -(-count // self.lanes)
+        pad = per_lane * self.lanes - count
+        tail = ((0, 0), (0, self.latency))
+        columns = {}
+        for name in self.operand_names:
+            pair = np.stack([np.pad(first[name], (0, pad)), np.pad(second[name], (0, pad))], axis=1)
+            columns[name] = np.pad(pair.reshape(self.lanes, 2 * per_lane), tail)
+        live = np.pad(np.ones(count, bool), (0, pad)).reshape(self.lanes, per_lane)
+        columns["valid"] = np.pad(np.repeat(live, 2, axis=1), tail)
+        columns["clear"] = np.zeros_like(columns["valid"])
+        columns["clear"][:, 0:2 * per_lane:2] = True
+        columns["rst"] = np.zeros_like(columns["valid"])
+        return {name: values.astype(np.int64) for name, values in columns.items()}
+
+    # -- checks ------------------------------------------------------------------------------
+
+    async def check_batch(self, columns):
+        """Run ``columns`` through the wrapper and compare every lane and cycle with the golden model.
+
+        Stimulus for fewer lanes than the wrapper has is padded with idle lanes (all inputs 0);
+        the first of those is checked too, the others (identical by construction) are not counted.
+        """
+        active, cycles = columns["rst"].shape
+        if active < self.lanes:
+            columns = {name: np.pad(values, ((0, self.lanes - active), (0, 0))) for name, values in columns.items()}
+        outputs = await self.batch.run(columns)
+        self.dut._log.info("batch: %d lanes x %d cycles simulated in %.3f s", self.lanes, cycles,
+                           self.batch.sim_seconds)
+        checked = min(active + 1, self.lanes)
+        mine = {name: values[:checked] for name, values in columns.items()}
+        expected = self.expected(mine, gaps=self.batch.chunk_starts(cycles))
+        actual = self.decode({name: outputs[name][:checked] for name in self.outputs})
+        self.ctx.compare(expected, actual, lambda index: self.describe(columns, *index))
+
+    async def check_direct(self, columns):
+        """Drive lane-0 stimulus cycle by cycle through the wrapper ports (no batch) and compare.
+
+        Outputs are read in every cycle from the first one after reset; an X or Z fails at once.
+        """
+        cycles = columns["rst"].shape[1]
+        expected = self.expected(columns)
+        masks = {name: (1 << width) - 1 for name, width in self.batch.stim.fields}
+        handles = {name: getattr(self.dut, name) for name in self.inputs}
+        rows = {name: [int(v) & masks[name] for v in columns[name][0]] for name in self.inputs}
+        raw = {name: np.zeros((1, cycles), np.uint64) for name in self.outputs}
+        for t in range(cycles):
+            for name, handle in handles.items():
+                handle.value = rows[name][t]
+            await ReadOnly()
+            for name in self.outputs:
+                value = getattr(self.dut, name).value
+                if not value.is_resolvable:
+                    wanted = " ".join(f"{field}={int(expected[field][0, t])}" for field in self.outputs)
+                    self.ctx.fail(f"{name} reads {value}; first at lane 0, cycle {t}: expected {wanted}, "
+                                  f"actual {name}={value}; inputs: {self.describe(columns, 0, t)}")
+                raw[name][0, t] = int(value)
+            await RisingEdge(self.dut.clk)
+        for handle in handles.values():
+            handle.value = 0
+        self.ctx.compare(expected, self.decode(raw), lambda index: self.describe(columns, *index))
+
+    def describe(self, columns, lane, cycle):
+        """Inputs of ``lane`` in the cycles whose effect can show at ``cycle``."""
+        rows = []
+        for t in range(max(0, cycle - self.latency - 1), cycle + 1):
+            fields = [f"{name}={int(columns[name][lane, t])}" for name in CONTROLS]
+            fields += [f"{name}={self.show(name, columns[name][lane, t])}" for name in self.operand_names]
+            rows.append(f"[cycle {t}: {' '.join(fields)}]")
+        return " ".join(rows)
+
+
+class MacBench(BatchBench):
+    """Int4Mac / ShiftMac: operands drawn uniformly from their value ranges, a golden step function.
+
+    A subclass defines :meth:`step` and :meth:`product` and passes the operand ranges.
+
+    Parameters
+    ----------
+    dut : cocotb handle of the wrapper
+    ctx : testbench.checks.BenchContext
+    operands : dict of str -> (int, int)
+        Operand ports and their value ranges (values, not bit patterns).
+    """
+
+    def __init__(self, dut, ctx, operands):
+        super().__init__(dut, ctx)
+        self.operands = operands
+        self.operand_names = list(operands)
+        self.width = ctx.params["width"]
+
+    def step(self, acc, ops):
+        """Golden MAC step: (acc, overflowed_now) (see :func:`testbench.mac_model.expected_outputs`)."""
+        raise NotImplementedError
+
+    def product(self, ops):
+        """The exact products of operand columns ``ops`` (int64)."""
+        raise NotImplementedError
+
+    def draw_operands(self, rng, shape):
+        return {name: rng.integers(lo, hi + 1, shape, np.int8) for name, (lo, hi) in self.operands.items()}
+
+    def expected(self, columns, gaps=()):
+        acc, overflow = expected_outputs(columns, self.step, gaps=gaps)
+        return {"acc": acc, "overflow": overflow}
+
+    def decode(self, outputs):
+        return {"acc": as_signed(outputs["acc"], self.width), "overflow": outputs["overflow"].astype(bool)}
 
     def all_operands(self):
         """Every combination of operand values, as dict name -> 1-D array."""
@@ -75,25 +228,16 @@ class MacBench:
         return {sign: {name: int(column[np.argmax(sign * values)]) for name, column in ops.items()}
                 for sign in (1, -1)}
 
-    def sums(self, first, second):
-        """Stimulus of two-term sums: ``first[i]`` (with clear) then ``second[i]``, spread over the lanes.
+    async def check_saturation(self):
+        """Saturation at both limits, sticky overflow, clear and reset after saturating, leaving the
+        rail; run only where the limit is within reach (W <= 16 in the quick regression)."""
+        columns = self.saturating(self.extremes(self.product))
+        if columns is not None and (self.width <= 16 or self.ctx.level != "quick"):
+            await self.check_batch(columns)
 
-        ``first``/``second`` map operand names to 1-D arrays of equal length; two idle cycles at
-        the end let the last sum reach the outputs.
-        """
-        count = len(next(iter(first.values())))
-        per_lane = -(-count // self.lanes)
-        pad = per_lane * self.lanes - count
-        columns = {}
-        for name in self.operands:
-            pair = np.stack([np.pad(first[name], (0, pad)), np.pad(second[name], (0, pad))], axis=1)
-            columns[name] = np.pad(pair.reshape(self.lanes, 2 * per_lane), ((0, 0), (0, 2)))
-        live = np.pad(np.ones(count, bool), (0, pad)).reshape(self.lanes, per_lane)
-        columns["valid"] = np.pad(np.repeat(live, 2, axis=1), ((0, 0), (0, 2)))
-        columns["clear"] = np.zeros_like(columns["valid"])
-        columns["clear"][:, 0:2 * per_lane:2] = True
-        columns["rst"] = np.zeros_like(columns["valid"])
-        return {name: values.astype(np.int64) for name, values in columns.items()}
+    async def check_random_direct(self, cycles):
+        """``cycles`` random cycles of lane 0 driven cycle by cycle (frequent clears and resets)."""
+        await self.check_direct(self.columns(cycles, lanes=1, p_rst=1 / 500, p_clear=1 / 8))
 
     def saturating(self, extreme, lanes=8):
         """Stimulus that drives ``lanes`` lanes into saturation and through flag stickiness, clear and reset.
@@ -128,51 +272,3 @@ class MacBench:
             chosen = np.where(direction > 0, extreme[1][name], extreme[-1][name])
             columns[name] = np.where(pick, chosen, columns[name])
         return columns
-
-    async def check_batch(self, columns):
-        """Run ``columns`` through the wrapper and compare every lane and cycle with the golden model.
-
-        Stimulus for fewer lanes than the wrapper has is padded with idle lanes (all inputs 0);
-        the first of those is checked too, the others (identical by construction) are not counted.
-        """
-        active, cycles = columns["rst"].shape
-        if active < self.lanes:
-            columns = {name: np.pad(values, ((0, self.lanes - active), (0, 0))) for name, values in columns.items()}
-        outputs = await self.batch.run(columns)
-        self.dut._log.info("batch: %d lanes x %d cycles simulated in %.3f s", self.lanes, cycles,
-                           self.batch.sim_seconds)
-        checked = min(active + 1, self.lanes)
-        acc, overflow = expected_outputs({name: values[:checked] for name, values in columns.items()}, self.step,
-                                         gaps=self.batch.chunk_starts(cycles))
-        actual = {"acc": as_signed(outputs["acc"][:checked], self.width),
-                  "overflow": outputs["overflow"][:checked].astype(bool)}
-        self.ctx.compare({"acc": acc, "overflow": overflow}, actual, lambda index: self.describe(columns, *index))
-
-    async def check_direct(self, columns):
-        """Drive lane-0 stimulus cycle by cycle through the wrapper ports (no batch) and compare."""
-        cycles = columns["rst"].shape[1]
-        masks = {name: (1 << width) - 1 for name, width in self.batch.stim.fields}
-        handles = {name: getattr(self.dut, name) for name in self.inputs}
-        acc = np.zeros((1, cycles), np.int64)
-        overflow = np.zeros((1, cycles), bool)
-        rows = {name: [int(v) & masks[name] for v in columns[name][0]] for name in self.inputs}
-        for t in range(cycles):
-            for name, handle in handles.items():
-                handle.value = rows[name][t]
-            await ReadOnly()
-            acc[0, t] = self.dut.acc.value.to_signed()
-            overflow[0, t] = bool(self.dut.overflow.value)
-            await RisingEdge(self.dut.clk)
-        for handle in handles.values():
-            handle.value = 0
-        exp_acc, exp_overflow = expected_outputs(columns, self.step)
-        self.ctx.compare({"acc": exp_acc, "overflow": exp_overflow}, {"acc": acc, "overflow": overflow},
-                         lambda index: self.describe(columns, *index))
-
-    def describe(self, columns, lane, cycle):
-        """Inputs of ``lane`` in the cycles whose effect can show at ``cycle`` (LATENCY = 2)."""
-        rows = []
-        for t in range(max(0, cycle - 3), cycle + 1):
-            fields = " ".join(f"{name}={int(columns[name][lane, t])}" for name in self.inputs)
-            rows.append(f"[cycle {t}: {fields}]")
-        return " ".join(rows)

@@ -1,17 +1,22 @@
-"""Running payloads through a unit with one stream input ``i`` and one stream output ``o``."""
+"""The bench of a unit with one stream input ``i`` and one stream output ``o`` that is the simulation top."""
 
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, First, Timer
+from cocotb.triggers import ClockCycles
 
-from .streams import StreamDriver, StreamMonitor, Streams
+from .streams import StreamSink, StreamSource, Streams, transfer
 
 PERIOD_NS = 10
-SETTLE_CYCLES = 8  # cycles watched after the last expected output, for outputs that should not exist
 
 
 class StreamBench:
-    """Clock, reset and transfers for a streaming unit that is the simulation top."""
+    """Clock, reset and transfers for a streaming unit that is the simulation top.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+    ctx : testbench.checks.BenchContext
+    """
 
     def __init__(self, dut, ctx):
         self.dut, self.ctx = dut, ctx
@@ -29,27 +34,19 @@ class StreamBench:
         await ClockCycles(self.dut.clk, cycles)
         self.dut.rst.value = 0
 
+    def endpoints(self, valid_rate, ready_rate):
+        """A source on ``i`` and a sink on ``o`` (not yet stepped)."""
+        return StreamSource(self.dut, "i", self.ctx.rng, valid_rate), StreamSink(self.dut, "o", self.ctx.rng, ready_rate)
+
     def streams(self, valid_rate, ready_rate):
-        """A driver on ``i`` and a monitor on ``o``, stepped by a started :class:`Streams`."""
-        driver = StreamDriver(self.dut, "i", self.ctx.rng, valid_rate)
-        monitor = StreamMonitor(self.dut, "o", self.ctx.rng, ready_rate)
-        return driver, monitor, Streams(self.dut.clk, driver, monitor).start()
+        """A source on ``i`` and a sink on ``o``, stepped by a started :class:`Streams`."""
+        source, sink = self.endpoints(valid_rate, ready_rate)
+        return source, sink, Streams(self.dut.clk, source, sink).start()
 
     async def transfer(self, payloads, outputs, valid_rate=1.0, ready_rate=1.0):
-        """Send ``payloads`` and return the ``outputs`` payloads received (int64 array).
-
-        Fails if they do not all arrive in time, or if more arrive within SETTLE_CYCLES after.
-        """
-        driver, monitor, streams = self.streams(valid_rate, ready_rate)
-        reached = monitor.expect(outputs)
-        driver.send(payloads)
+        """Send ``payloads`` and return the ``outputs`` payloads received (int64 array)
+        (:func:`testbench.streams.transfer`)."""
+        source, sink = self.endpoints(valid_rate, ready_rate)
         budget = int(len(payloads) / valid_rate / ready_rate * 2) + 64
-        await First(reached.wait(), Timer(budget * PERIOD_NS, "ns"))
-        if reached.is_set():
-            await ClockCycles(self.dut.clk, SETTLE_CYCLES)
-        streams.stop()
-        if len(monitor.received) != outputs:
-            raise AssertionError(f"{self.ctx.module} on {self.ctx.sim}, test {self.ctx.test}, seed {self.ctx.seed}: "
-                                 f"{len(monitor.received)} outputs for {outputs} expected "
-                                 f"({driver.sent} of {len(payloads)} inputs taken)")
-        return np.array(monitor.received, dtype=np.int64)
+        received = await transfer(self.ctx, self.dut.clk, [(source, payloads)], sink, outputs, budget)
+        return np.array(received, dtype=np.int64)

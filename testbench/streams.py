@@ -1,17 +1,19 @@
-"""cocotb driver and monitor for amaranth.lib.stream ports (``<name>__payload/valid/ready``).
+"""cocotb source and sink for amaranth.lib.stream ports (``<name>__payload/valid/ready``).
 
 Endpoints act right after the rising clock edge and sample in the ReadOnly phase of the same
 cycle, so a transfer is seen exactly when ``valid`` and ``ready`` are high before the edge that
 takes it, whatever the simulator's order of VPI callbacks and register updates. One
 :class:`Streams` coroutine steps every endpoint of a clock domain (two wake-ups per cycle in
-all, which roughly halves the Python cost of separate tasks). The driver follows the stream
+all, which roughly halves the Python cost of separate tasks). The source follows the stream
 rules of amaranth.lib.stream: once ``valid`` is raised it stays high, with the same payload,
-until the transfer. Random gaps (driver) and back-pressure (monitor) come from a seeded numpy
-generator.
+until the transfer. Random gaps (source) and back-pressure (sink) come from a seeded numpy
+generator. :func:`transfer` is the one "send, expect N, wait with a budget, check" of the benches.
 """
 
 import cocotb
-from cocotb.triggers import Event, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge
+
+SETTLE_CYCLES = 8  # cycles watched after the last expected output, for outputs that should not exist
 
 
 class _Chance:
@@ -28,8 +30,8 @@ class _Chance:
         return value
 
 
-class StreamDriver:
-    """Sends payloads (integers) into a stream input port of the DUT.
+class StreamBase:
+    """The ports of one stream of the DUT and a seeded source of chances.
 
     Parameters
     ----------
@@ -37,15 +39,28 @@ class StreamDriver:
     port : str
         Stream name prefix, e.g. ``"i"`` for ``i__payload``/``i__valid``/``i__ready``.
     rng : numpy.random.Generator
-    valid_rate : float
-        Probability of offering the next payload in a cycle when one is waiting (1: no gaps).
+    rate : float
+        Probability of the endpoint's own handshake signal being offered in a cycle (1: always).
     """
 
-    def __init__(self, dut, port, rng, valid_rate=1.0):
+    def __init__(self, dut, port, rng, rate=1.0):
+        self.port = port
         self.payload = getattr(dut, f"{port}__payload")
         self.valid = getattr(dut, f"{port}__valid")
         self.ready = getattr(dut, f"{port}__ready")
-        self.valid_rate, self.chance = valid_rate, _Chance(rng)
+        self.rate, self.chance = rate, _Chance(rng)
+
+    def offer(self):
+        """Whether to raise the handshake signal in this cycle (draws only when rate < 1)."""
+        return self.rate >= 1 or self.chance() < self.rate
+
+
+class StreamSource(StreamBase):
+    """Sends payloads (integers) into a stream input port of the DUT; ``rate`` is the valid rate:
+    the probability of offering the next payload in a cycle when one is waiting (1: no gaps)."""
+
+    def __init__(self, dut, port, rng, rate=1.0):
+        super().__init__(dut, port, rng, rate)
         self.pending = []
         self.sent = 0
         self.offered = self.taken = False
@@ -59,7 +74,7 @@ class StreamDriver:
             self.sent += 1
             self.offered = False
         if not self.offered and self.sent < len(self.pending):
-            if self.valid_rate >= 1 or self.chance() < self.valid_rate:
+            if self.offer():
                 self.payload.value = self.pending[self.sent]
                 self.offered = True
         self.valid.value = int(self.offered)
@@ -73,24 +88,12 @@ class StreamDriver:
         self.valid.value = 0
 
 
-class StreamMonitor:
-    """Collects the payloads that a stream output port of the DUT transfers, with back-pressure.
+class StreamSink(StreamBase):
+    """Collects the payloads that a stream output port of the DUT transfers; ``rate`` is the ready
+    rate: the probability of ``ready`` being high in a cycle (1: no back-pressure)."""
 
-    Parameters
-    ----------
-    dut : cocotb handle
-    port : str
-        Stream name prefix, e.g. ``"o"``.
-    rng : numpy.random.Generator
-    ready_rate : float
-        Probability of ``ready`` being high in a cycle (1: no back-pressure).
-    """
-
-    def __init__(self, dut, port, rng, ready_rate=1.0):
-        self.payload = getattr(dut, f"{port}__payload")
-        self.valid = getattr(dut, f"{port}__valid")
-        self.ready = getattr(dut, f"{port}__ready")
-        self.ready_rate, self.chance = ready_rate, _Chance(rng)
+    def __init__(self, dut, port, rng, rate=1.0):
+        super().__init__(dut, port, rng, rate)
         self.received = []
         self.accepting = False
         self._target, self._reached = None, Event()
@@ -104,7 +107,7 @@ class StreamMonitor:
         return self._reached
 
     def after_edge(self):
-        self.accepting = self.ready_rate >= 1 or self.chance() < self.ready_rate
+        self.accepting = self.offer()
         self.ready.value = int(self.accepting)
 
     def sample(self):
@@ -120,7 +123,7 @@ class StreamMonitor:
 
 
 class Streams:
-    """Steps stream endpoints (drivers, monitors) once per cycle of ``clk``, in one coroutine."""
+    """Steps stream endpoints (sources, sinks) once per cycle of ``clk``, in one coroutine."""
 
     def __init__(self, clk, *endpoints):
         self.clk, self.endpoints = clk, endpoints
@@ -147,3 +150,25 @@ class Streams:
             await settled
             for endpoint in self.endpoints:
                 endpoint.sample()
+
+
+async def transfer(ctx, clk, sends, sink, count, budget, endpoints=()):
+    """Send, expect ``count`` payloads on ``sink``, wait at most ``budget`` cycles, check.
+
+    ``sends`` is a sequence of (StreamSource, payloads); ``endpoints`` are further endpoints to
+    step (e.g. a cycle counter). After the last expected payload, SETTLE_CYCLES more cycles are
+    watched for a surplus one; then every endpoint is left idle. Too few or too many payloads fail
+    through ``ctx.fail``. Returns the received payloads (list of int).
+    """
+    streams = Streams(clk, *endpoints, *(source for source, _ in sends), sink).start()
+    reached = sink.expect(count)
+    for source, payloads in sends:
+        source.send(payloads)
+    await First(reached.wait(), ClockCycles(clk, budget))
+    if reached.is_set():
+        await ClockCycles(clk, SETTLE_CYCLES)
+    streams.stop()
+    if len(sink.received) != count:
+        taken = ", ".join(f"{source.sent} of {len(payloads)} inputs taken on {source.port}" for source, payloads in sends)
+        ctx.fail(f"{len(sink.received)} outputs on {sink.port} for {count} expected ({taken})")
+    return sink.received
