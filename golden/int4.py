@@ -1,5 +1,8 @@
 """INT4 forward quantizers: SAWB for weights, PACT for activations (docs/numerics.md, sections 1-2)."""
 
+import numbers
+import warnings
+
 import numpy as np
 
 SAWB_C1 = 12.035
@@ -29,6 +32,12 @@ def _finite_float_array(name, value):
 
 
 def _check_alpha(alpha):
+    if np.ndim(alpha) != 0:
+        raise TypeError(f"alpha must be a real scalar, got an array of shape {np.shape(alpha)}")
+    if isinstance(alpha, np.ndarray):
+        alpha = alpha[()]
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"alpha must be a real number, got {alpha!r}")
     alpha = float(alpha)
     if not (np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha must be finite and > 0, got {alpha}")
@@ -44,13 +53,22 @@ def sawb_alpha(w):
     return _sawb_alpha(w, np.empty_like(w))
 
 
-def _sawb_alpha(w, scratch):
-    """sawb_alpha of a checked float64 ``w``, using ``scratch`` (laid out like ``w``); leaves |w| there."""
+def _sawb_alpha(w, scratch, warn=False):
+    """sawb_alpha of a checked float64 ``w``, using ``scratch`` (laid out like ``w``); leaves |w| there.
+
+    With ``warn``, a RuntimeWarning when alpha < mean|w|: the magnitudes are (nearly) all equal,
+    the formula's two terms cancel, and most codes saturate (docs/numerics.md, section 1).
+    """
     mean_square = np.mean(np.multiply(w, w, out=scratch))
     mean_abs = np.mean(np.abs(w, out=scratch))
     alpha = SAWB_C1 * np.sqrt(mean_square) + SAWB_C2 * mean_abs
     if not (np.isfinite(alpha) and alpha > 0):
         alpha = scratch.max()
+    elif warn and alpha < mean_abs:
+        warnings.warn(f"SAWB alpha {alpha:.6g} is below mean|w| {mean_abs:.6g}: the weights have (nearly) "
+                      f"constant magnitude, most codes saturate at +-7 and codes * step is up to "
+                      f"{mean_abs / alpha:.0f}x smaller than w (docs/numerics.md, section 1)",
+                      RuntimeWarning, stacklevel=3)
     return float(alpha)
 
 
@@ -61,7 +79,7 @@ def sawb(w):
         raise ValueError("w is empty")
     w = w.astype(np.float64, copy=False)
     scratch = np.empty_like(w)
-    alpha = _sawb_alpha(w, scratch)
+    alpha = _sawb_alpha(w, scratch, warn=True)
     if alpha == 0.0:
         return np.zeros(w.shape, np.int8), 1.0
     step = alpha / W_CODE_MAX
@@ -85,12 +103,14 @@ def pact_backward(x, alpha, grad_out):
     """Straight-through PACT gradients: ``(grad_x, grad_alpha)``.
 
     grad_x passes grad_out where 0 <= x < alpha; grad_alpha sums grad_out where x >= alpha.
+    A non-finite ``grad_out`` is bad input (a ValueError), not passed through.
     """
     x = _finite_float_array("x", x)
     alpha = _check_alpha(alpha)
     grad_out = np.asarray(grad_out)
-    if grad_out.dtype not in _NATIVE_FLOATS:
+    if np.issubdtype(grad_out.dtype, np.integer) or grad_out.dtype == np.bool_:
         grad_out = grad_out.astype(np.float64)
+    grad_out = _finite_float_array("grad_out", grad_out)
     if grad_out.shape != x.shape:
         raise ValueError(f"grad_out shape {grad_out.shape} differs from x shape {x.shape}")
     clipped = x >= np.float64(alpha)        # a float64 scalar: compared in float64 whatever x's dtype

@@ -145,4 +145,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("\npython -m synth: interrupted (Ctrl-C) during synthesis / place-and-route; finished runs "
+                 "stay in the cache (build/synth/cache by default) and are not repeated next time")

@@ -37,8 +37,10 @@ def history_key(target, level):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m testbench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sim", choices=[*SIMULATORS, "all"], default=os.environ.get("SIM") or "all")
-    parser.add_argument("--unit", choices=[*BENCHES, "all"], default=os.environ.get("UNIT") or "all")
+    parser.add_argument("--sim", default=os.environ.get("SIM") or "all",
+                        help=f"{' | '.join(SIMULATORS)} | all (default: $SIM, else all)")
+    parser.add_argument("--unit", default=os.environ.get("UNIT") or "all",
+                        help=f"{' | '.join(BENCHES)} | all (default: $UNIT, else all)")
     level = parser.add_mutually_exclusive_group()
     level.add_argument("--long", dest="level", action="store_const", const="long",
                        help="long regression: >= 1M random MACs per unit and simulator, more configurations")
@@ -51,34 +53,40 @@ def main(argv=None):
                         help="Dask scheduler of the long regression (default: $DASK_SCHEDULER, else a local cluster)")
     args = parser.parse_args(argv)
     chosen = args.level or ("long" if os.environ.get("LONG", "") not in ("", "0") else "full")
-    seed = runner.resolve_seed(args.seed)
-    try:
+    try:  # a bad SIM/UNIT/SEED/JOBS: one line, before any work
+        seed = runner.resolve_seed(args.seed)
+        selected = runner.targets(args.sim, args.unit, chosen)
         n_jobs = jobs.job_count(args.jobs)
         address = cluster.scheduler_address(args.scheduler)
     except ValueError as error:
-        parser.error(str(error))
+        print(f"python -m testbench: {error}", file=sys.stderr)
+        return 2
 
     history = jobs.History(runner.SIM_BUILD / "times.json")
-    targets = jobs.longest_first(runner.targets(args.sim, args.unit, chosen),
-                                 partial(history_key, level=chosen), estimated_seconds, history)
+    targets = jobs.longest_first(selected, partial(history_key, level=chosen), estimated_seconds, history)
     results = []
     print(f"{'unit / configuration':44} {'sim':9} {'vectors':>9} {'bad':>4} {'wall s':>7} {'vectors/s':>10}  result")
     job = partial(runner.run, level=chosen, seed=seed, record=False)  # recorded here, not on the worker
-    with ExitStack() as stack:
-        if chosen == "long":
-            client = stack.enter_context(cluster.client(address, n_jobs))
-            finished = cluster.run(client, job, targets)
-        else:
-            finished = jobs.run(job, targets, n_jobs)
-        for target, result, error in finished:
-            if error is not None:
-                raise error
-            summary.record(result)
-            history.record(history_key(target, chosen), result.wall_seconds + result.build_seconds)
-            results.append(result)
-            rate = result.vectors / result.wall_seconds if result.wall_seconds else 0
-            print(f"{target.name:44} {target.sim:9} {result.vectors:9d} {result.mismatches:4d} "
-                  f"{result.wall_seconds:7.1f} {rate:10.0f}  {'PASS' if result.passed else 'FAIL'}", flush=True)
+    try:
+        with ExitStack() as stack:
+            if chosen == "long":
+                client = stack.enter_context(cluster.client(address, n_jobs))
+                finished = cluster.run(client, job, targets)
+            else:
+                finished = jobs.run(job, targets, n_jobs)
+            for target, result, error in finished:
+                if error is not None:
+                    raise error
+                summary.record(result)
+                history.record(history_key(target, chosen), result.wall_seconds + result.build_seconds)
+                results.append(result)
+                rate = result.vectors / result.wall_seconds if result.wall_seconds else 0
+                print(f"{target.name:44} {target.sim:9} {result.vectors:9d} {result.mismatches:4d} "
+                      f"{result.wall_seconds:7.1f} {rate:10.0f}  {'PASS' if result.passed else 'FAIL'}", flush=True)
+    except KeyboardInterrupt:
+        print(f"\npython -m testbench: interrupted (Ctrl-C) during simulation; {len(results)} of {len(targets)} "
+              f"runs had finished and are recorded in {SUMMARY}", file=sys.stderr)
+        return 130
     failed = [r for r in results if not r.passed]
     for result in failed:
         print(result.report(), file=sys.stderr)

@@ -140,15 +140,19 @@ class RunResult:
 
 
 def resolve_seed(value):
-    """Seed from a SEED value: unset/empty gives DEFAULT_SEED, ``random`` a fresh one, else the integer."""
+    """Seed from a SEED value: unset/empty gives DEFAULT_SEED, ``random`` a fresh one, else the integer
+    (non-negative: numpy's generators take no negative seed)."""
     if value in (None, ""):
         return DEFAULT_SEED
     if str(value).lower() == "random":
         return random.SystemRandom().randrange(1 << 31)
     try:
-        return int(value)
+        seed = int(value)
     except ValueError:
-        raise ValueError(f"SEED must be an integer or 'random', got {value!r}") from None
+        raise ValueError(f"SEED must be a non-negative integer or 'random', got {value!r}") from None
+    if seed < 0:
+        raise ValueError(f"SEED must be a non-negative integer or 'random', got {value!r}")
+    return seed
 
 
 def selection(sim=None, unit=None):

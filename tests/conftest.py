@@ -10,10 +10,20 @@ settings.load_profile("fourbit")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_configure(config):
+    """A bad SEED stops the run with one line before any test (every seeded test would fail)."""
+    from testbench.runner import resolve_seed
+    try:
+        resolve_seed(os.environ.get("SEED"))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
 @pytest.fixture
 def seed():
     """Seed for random tests: SEED=... reproduces a failure; it is printed in failure messages."""
-    return int(os.environ.get("SEED") or 20201206)
+    from testbench.runner import resolve_seed
+    return resolve_seed(os.environ.get("SEED"))
 
 
 @pytest.fixture

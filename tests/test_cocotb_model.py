@@ -103,7 +103,7 @@ def test_runner_arguments_are_checked():
     assert runner.resolve_seed(None) == runner.DEFAULT_SEED
     assert runner.resolve_seed("12") == 12
     assert isinstance(runner.resolve_seed("random"), int)
-    with pytest.raises(ValueError, match="SEED must be an integer or 'random', got 'x1'"):
+    with pytest.raises(ValueError, match="SEED must be a non-negative integer or 'random', got 'x1'"):
         runner.resolve_seed("x1")
     with pytest.raises(ValueError, match="SIM must be one of .* got 'modelsim'"):
         runner.selection("modelsim", None)

@@ -10,12 +10,17 @@
 import os
 import pathlib
 import random
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
 DATASETS = ("digits", "mnist1d")
 CACHE_DIR = pathlib.Path(__file__).resolve().parents[2] / "build" / "data"
+
+
+class DamagedCache(OSError):
+    """A cached dataset file cannot be read; the message names the file and says to delete it."""
 
 
 class Dataset(NamedTuple):
@@ -59,8 +64,13 @@ def _mnist1d(cache_dir):
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
-    with np.load(path) as f:
-        x_train, y_train, x_test, y_test = (f[k] for k in ("x", "y", "x_test", "y_test"))
+    try:
+        with np.load(path) as f:
+            x_train, y_train, x_test, y_test = (f[k] for k in ("x", "y", "x_test", "y_test"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        # numpy's own message (about pickles and allow_pickle) would mislead: the file is just broken.
+        raise DamagedCache(f"the dataset cache {path} is damaged (not a readable mnist1d .npz archive: "
+                           f"{type(error).__name__}); delete it and the next run regenerates it") from None
     shape = (-1, 1, 1, x_train.shape[-1])
     return Dataset("mnist1d", x_train.astype(np.float32).reshape(shape), y_train.astype(np.int64),
                    x_test.astype(np.float32).reshape(shape), y_test.astype(np.int64), 10)

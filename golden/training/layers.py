@@ -295,6 +295,8 @@ class Pact:
         return int4.pact(x, float(self.params["alpha"]))
 
     def backward(self, grad):
+        if not np.isfinite(grad).all():
+            raise NonFiniteGradient("a gradient into a PACT activation is not finite")
         grad_x, self.grad_alpha = int4.pact_backward(self._x, float(self.params["alpha"]), grad)
         return grad_x.astype(grad.dtype)
 

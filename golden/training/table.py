@@ -258,7 +258,11 @@ def main(argv=None):
     plan = QUICK if args.quick else FULL
     out = args.out or (OUT_DIR / "quick" if args.quick else OUT_DIR)
     started = time.perf_counter()
-    results = run_all(plan, progress=not args.no_progress)
+    try:
+        results = run_all(plan, progress=not args.no_progress)
+    except datasets.DamagedCache as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     rows, ratios, targets = summarize(results)
     meta = {"mode": "quick" if args.quick else "full", "seeds": list(SEEDS),
             "workers": min(os.cpu_count() or 1, 2), "total_wall_seconds": time.perf_counter() - started}

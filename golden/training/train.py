@@ -277,7 +277,7 @@ def main(argv=None):
     single_blas_thread(warm_up=False)
     try:
         result = run(config, progress=not args.no_progress)
-    except (Diverged, NotLearning) as error:
+    except (Diverged, NotLearning, datasets.DamagedCache) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.json:
