@@ -145,6 +145,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    jobs.quiet_interrupts()
     try:
         sys.exit(main())
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ import fcntl
 import json
 import multiprocessing
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,6 +100,19 @@ def longest_first(items, key, estimate, history=None):
         return measured if measured is not None else estimate(item)
 
     return sorted(items, key=expected, reverse=True)
+
+
+def quiet_interrupts():
+    """Let Ctrl-C end a run with the caller's one-line message only: a KeyboardInterrupt that lands
+    in an object finaliser (Python prints those as "Exception ignored in ...") is dropped. Forked
+    workers inherit the hook."""
+    default = sys.unraisablehook
+
+    def hook(unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            default(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def run(function, items, jobs=1):

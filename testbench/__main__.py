@@ -67,6 +67,7 @@ def main(argv=None):
     results = []
     print(f"{'unit / configuration':44} {'sim':9} {'vectors':>9} {'bad':>4} {'wall s':>7} {'vectors/s':>10}  result")
     job = partial(runner.run, level=chosen, seed=seed, record=False)  # recorded here, not on the worker
+    jobs.quiet_interrupts()
     try:
         with ExitStack() as stack:
             if chosen == "long":
