@@ -211,3 +211,28 @@ def dot(a, b, axis=-1):
         return MacTrace(np.full(a.shape[:-1], POS_ZERO, np.uint16), zeros, zeros)
     trace = mac_sequence(a, b, valid=True, clear=False)
     return MacTrace(trace.acc[..., -1], trace.invalid[..., -1], trace.overflow[..., -1])
+
+
+def interleaved_mac_sequence(a, b, valid, clear, sums):
+    """Cycle model of ``sums`` running sums fed in turn, as in the pipelined Fp16PipeMac.
+
+    The input of cycle ``t`` (last axis) belongs to sum ``t mod sums``; each sum follows
+    :func:`mac_sequence` over its own cycles. Returns a :class:`MacTrace` whose entry ``t`` is
+    the state of sum ``t mod sums`` after cycle ``t``.
+    """
+    if isinstance(sums, bool) or not isinstance(sums, (int, np.integer)) or sums < 1:
+        raise ValueError(f"sums must be a positive integer, got {sums!r}")
+    a, b, valid, clear = np.broadcast_arrays(as_bits("a", a), as_bits("b", b),
+                                             _as_control("valid", valid), _as_control("clear", clear))
+    if a.ndim == 0:
+        raise ValueError("a, b, valid and clear must broadcast to at least one dimension (time), got scalars")
+    cycles = a.shape[-1]
+    rounds = -(-cycles // sums)
+    pad = [(0, 0)] * (a.ndim - 1) + [(0, rounds * sums - cycles)]
+
+    def by_sum(values):   # (..., cycles) -> (..., sums, rounds): row k holds the cycles of sum k
+        return np.swapaxes(np.pad(values, pad).reshape(*a.shape[:-1], rounds, sums), -1, -2)
+
+    trace = mac_sequence(by_sum(a), by_sum(b), by_sum(valid), by_sum(clear))
+    return MacTrace(*(np.swapaxes(field, -1, -2).reshape(*a.shape[:-1], rounds * sums)[..., :cycles]
+                      for field in trace))

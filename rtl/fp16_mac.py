@@ -42,7 +42,7 @@ def _lzc_tree(bits):
     return hi_zero & lo_zero, Cat(Mux(hi_zero, lo_count, hi_count), hi_zero)
 
 
-class _Operand:
+class Operand:
     """Fields and class of a binary16 bit pattern (combinational views of ``bits``)."""
 
     def __init__(self, bits):
@@ -58,13 +58,18 @@ class _Operand:
         self.zero = ~normal & ~frac.any()
 
 
-def _round_and_pack(m, exp_minus_1, sig, guard, sticky):
+def round_and_pack(m, exp_minus_1, sig, guard, sticky):
     """Round-to-nearest-even of ``sig`` (11 bits, hidden bit at the top) at exponent ``exp_minus_1 + 1``.
 
     Returns ``(magnitude, overflow)``: the 15-bit packed magnitude (Inf on overflow) and whether
     the value rounded to Inf.
     """
-    round_up = guard & (sticky | sig[0])
+    return pack_rounded(m, exp_minus_1, sig, guard & (sticky | sig[0]))
+
+
+def pack_rounded(m, exp_minus_1, sig, round_up):
+    """Pack ``sig`` (11 bits, hidden bit at the top) at exponent ``exp_minus_1 + 1``, plus one ulp
+    if ``round_up``; returns ``(magnitude, overflow)`` like :func:`round_and_pack`."""
     rounded = Signal(15)
     m.d.comb += rounded.eq((exp_minus_1 << 10) + sig + round_up)
     overflow = (exp_minus_1 >= EXP_INF_MINUS_1) | rounded[10:].all()
@@ -99,7 +104,7 @@ class Fp16Multiplier(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        a, b = _Operand(self.a), _Operand(self.b)
+        a, b = Operand(self.a), Operand(self.b)
 
         # Stage 1: value = prod * 2**(exp_sum - 50).
         prod, exp_sum, sign = Signal(22), Signal(6), Signal()
@@ -131,7 +136,7 @@ class Fp16Multiplier(wiring.Component):
         norm = Mux(shift_left, left_norm, right_full[13:])
         sticky = norm[:10].any() | (~shift_left & right_full[:13].any())
         exp_minus_1 = Mux(shift_left, room - left_amount, 0)
-        magnitude, rounded_to_inf = _round_and_pack(m, exp_minus_1, norm[11:], norm[10], sticky)
+        magnitude, rounded_to_inf = round_and_pack(m, exp_minus_1, norm[11:], norm[10], sticky)
 
         m.d.sync += [
             self.p.eq(Mux(nan, CANONICAL_NAN, Cat(Mux(inf, INF, magnitude), sign))),
@@ -168,7 +173,7 @@ class Fp16Adder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        x, y = _Operand(self.x), _Operand(self.y)
+        x, y = Operand(self.x), Operand(self.y)
         swap = y.magnitude > x.magnitude
         big_sign, big_sig, big_exp = (Mux(swap, getattr(y, f), getattr(x, f)) for f in ("sign", "sig", "exp_eff"))
         small_sig, small_exp = (Mux(swap, getattr(x, f), getattr(y, f)) for f in ("sig", "exp_eff"))
@@ -195,7 +200,7 @@ class Fp16Adder(wiring.Component):
         norm = (raw << shift)[:15]
         exp_minus_1 = Signal(5)
         m.d.comb += exp_minus_1.eq(big_exp - shift)
-        magnitude, rounded_to_inf = _round_and_pack(m, exp_minus_1, norm[4:], norm[3], norm[:3].any())
+        magnitude, rounded_to_inf = round_and_pack(m, exp_minus_1, norm[4:], norm[3], norm[:3].any())
 
         inf_minus_inf = x.inf & y.inf & subtract
         nan = x.nan | y.nan | inf_minus_inf

@@ -10,6 +10,7 @@ from amaranth.lib import wiring
 from . import tools
 from .array import TrainingArray
 from .fp16_mac import Fp16Mac
+from .fp16_pipe_mac import Fp16PipeMac
 from .grad_scale import GradScaleUnit
 from .int4_mac import Int4Mac
 from .radix4_quantizer import Radix4Quantizer
@@ -23,6 +24,7 @@ UNITS = {
     "radix4_quantizer": Radix4Quantizer,
     "grad_scale": GradScaleUnit,
     "fp16_mac": Fp16Mac,
+    "fp16_pipe_mac": Fp16PipeMac,   # the FP16 baseline at full clock: interleaved sums
     "training_array": TrainingArray,
     "training_core": TrainingCore,   # array + quantizer + GradScale: the top of the training-steps bench
 }
@@ -35,6 +37,7 @@ _CONFIGURATIONS = [
     ("radix4_quantizer", {}),
     ("grad_scale", {}),
     ("fp16_mac", {}),
+    ("fp16_pipe_mac", {}),
     ("training_array", {"rows": 8, "cols": 8, "fwd_width": 24, "bwd_width": 32}),  # the default array
 ]
 

@@ -1,7 +1,7 @@
 """The designs the synthesis flow measures, and on which targets.
 
-Every default configuration of :func:`rtl.generate.configurations` is one design; the FP16
-baseline is added with its default parameters if the registry has it but no configuration
+Every default configuration of :func:`rtl.generate.configurations` is one design; each FP16
+baseline PE is added with its default parameters if the registry has it but no configuration
 names it; the training array (unit ``"training_array"``, once registered) is added at several
 sizes. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
 """
@@ -10,8 +10,9 @@ import fnmatch
 from dataclasses import dataclass, field
 
 #: Units doing one multiply-accumulate per cycle.
-PE_UNITS = ("int4_mac", "shift_mac", "fp16_mac")
-BASELINE_UNIT = "fp16_mac"
+PE_UNITS = ("int4_mac", "shift_mac", "fp16_mac", "fp16_pipe_mac")
+#: The FP16 PEs; the headline compares against the one with the most MAC/s per LUT.
+BASELINE_UNITS = ("fp16_mac", "fp16_pipe_mac")
 ARRAY_UNIT = "training_array"
 #: Square array sizes of the default run. The 8x8 (about 18k of the ECP5-85F's 84k LUTs, 7.5 minutes
 #: of place and route for its two ECP5 mappings) runs with ``--arrays 8`` (``make synth-large``), the
@@ -88,8 +89,9 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
         Sides of the square arrays (default :data:`ARRAY_SIZES`).
     """
     configurations = [(name, params) for name, params in generate.configurations() if name != ARRAY_UNIT]
-    if BASELINE_UNIT in generate.UNITS and all(name != BASELINE_UNIT for name, _ in configurations):
-        configurations.append((BASELINE_UNIT, {}))
+    for unit in BASELINE_UNITS:
+        if unit in generate.UNITS and all(name != unit for name, _ in configurations):
+            configurations.append((unit, {}))
     designs = [Design(name, params, ALL_RUNS, macs_per_cycle=1 if name in PE_UNITS else None,
                       headline=name in PE_UNITS)
                for name, params in configurations]

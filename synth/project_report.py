@@ -289,7 +289,7 @@ def synth_section(build):
         side = "above" if best["ratio"] > 7 else "below"
         section.paragraphs.append(
             f"Headline ({head['target']}, {head['mapping']} mapping): {best['label']} gives "
-            f"{best['ratio']:.1f}x the MAC/s per LUT of the FP16 MAC, {side} IBM's claimed 7x "
+            f"{best['ratio']:.1f}x the MAC/s per LUT of the best FP16 MAC, {side} IBM's claimed 7x "
             "(IBM's figure is speed and energy of a training chip; this is FPGA throughput per LUT).")
     arrays = [r for r in report["rows"] if r["unit"] == "training_array"]
     if arrays:
@@ -362,7 +362,7 @@ def key_figures(key):
     if head and head.get("baseline") and head["entries"]:
         for entry in head["entries"]:
             lines.append(f"synthesis: {entry['label']}: {entry['lut_equiv']:.0f} LUT-equiv at "
-                         f"{entry['fmax_mhz']:.0f} MHz, {entry['ratio']:.1f}x the MAC/s per LUT of the FP16 MAC")
+                         f"{entry['fmax_mhz']:.0f} MHz, {entry['ratio']:.1f}x the MAC/s per LUT of the best FP16 MAC")
     for row in key["train"].get("rows", []):
         if row["scheme"] == "fourbit" and row.get("acc_mean") is not None:
             gap = row["gap_to_fp32"]

@@ -179,8 +179,13 @@ def mixed_operands(rng, shape):
 # ----------------------------------------------------------------------------- the bench
 
 class Fp16MacBench(BatchBench):
-    """Fp16Mac lanes inside the batch wrapper: binary16 operands, three outputs, golden.fp16."""
+    """Fp16Mac lanes inside the batch wrapper: binary16 operands, three outputs, golden.fp16.
 
+    A subclass naming another ``unit`` (a binary16 MAC with the same ports) runs the same tests
+    (:func:`fp16_bench`), with its own ``latency``, ``interleave`` and :meth:`expected`.
+    """
+
+    unit = "fp16_mac"
     latency = LATENCY
     outputs = OUTPUTS
 
@@ -203,6 +208,12 @@ class Fp16MacBench(BatchBench):
         return self.sums((x, one), (y, one))
 
 
+def fp16_bench(dut, ctx):
+    """The bench of the unit under test: :class:`Fp16MacBench` or the subclass naming that unit."""
+    kinds = {kind.unit: kind for kind in (Fp16MacBench, *Fp16MacBench.__subclasses__())}
+    return kinds[ctx.unit](dut, ctx)
+
+
 def joined(*parts):
     """Stimulus ``parts`` one after the other (one batch: the model starts from reset only once)."""
     return {name: np.concatenate([part[name] for part in parts], axis=1) for name in parts[0]}
@@ -210,7 +221,7 @@ def joined(*parts):
 
 # ----------------------------------------------------------------------------- cocotb tests
 
-@bench_test(Fp16MacBench)
+@bench_test(fp16_bench)
 async def corner_products(bench):
     """Every ordered pair of the 64 corner patterns as a product (first term of a sum), each
     followed by 1 / 4 / 16 random corner products as second terms (quick / full / long)."""
@@ -221,7 +232,7 @@ async def corner_products(bench):
     await bench.check_batch(bench.sums(first, (a[pick], b[pick])))
 
 
-@bench_test(Fp16MacBench)
+@bench_test(fp16_bench)
 async def corner_sums(bench):
     """Every ordered pair (x, y) of the corner patterns added, and subtracted (y times -1.0)."""
     x, y = (grid.ravel() for grid in np.meshgrid(CORNERS, CORNERS, indexing="ij"))
@@ -230,7 +241,7 @@ async def corner_sums(bench):
     await bench.check_batch(bench.sums((np.tile(x, 2), np.tile(one, 2)), (np.tile(y, 2), sign)))
 
 
-@bench_test(Fp16MacBench)
+@bench_test(fp16_bench)
 async def ties(bench):
     """Products that are exact rounding ties (then a random tie product as second term) and sums
     that are exact ties, normal and subnormal, both signs."""
@@ -240,7 +251,7 @@ async def ties(bench):
                                    bench.additions(*sum_ties(bench.ctx.rng, count))))
 
 
-@bench_test(Fp16MacBench)
+@bench_test(fp16_bench)
 async def overflow_edge(bench):
     """Products and sums around 65,520, where rounding goes to the largest finite value or to Inf
     (the overflow flag), both signs; then sums stepping onto and off the largest value."""
@@ -251,14 +262,14 @@ async def overflow_edge(bench):
                                    bench.additions(*sum_overflow_edge(bench.ctx.rng, count))))
 
 
-@bench_test(Fp16MacBench)
+@bench_test(fp16_bench)
 async def cancellation(bench):
     """Opposite-sign sums of nearly equal magnitudes (exact zeros, subnormal results) and a power
     of two minus a much smaller value."""
     await bench.check_batch(bench.additions(*cancellations(bench.ctx.rng, DIRECTED[bench.ctx.level])))
 
 
-@bench_test(Fp16MacBench, ("operands", ["uniform", "mixed"]))
+@bench_test(fp16_bench, ("operands", ["uniform", "mixed"]))
 async def random_stream(bench, operands):
     """Random operands with valid gaps, clears and resets: uniform over all 65,536 patterns (sums
     soon hit Inf/NaN) or mixed (finite values of similar magnitude, long sums; 1 % specials)."""
@@ -266,7 +277,7 @@ async def random_stream(bench, operands):
     await bench.check_batch(bench.columns(RANDOM_VECTORS[bench.ctx.level] // 2 // bench.lanes, draw=draw))
 
 
-@bench_test(Fp16MacBench)
+@bench_test(fp16_bench)
 async def direct_drive(bench):
     """Cycle-by-cycle cocotb drive of lane 0 through the wrapper ports (cross-checks the batch
     path, which reads X as 0): the outputs must be known from the first cycle after reset."""

@@ -39,6 +39,8 @@ class BatchBench:
     latency = 2
     #: Output ports compared with :meth:`expected`.
     outputs = ("acc", "overflow")
+    #: Running sums the unit feeds in turn (the term of input cycle t joins sum t mod interleave).
+    interleave = 1
 
     def __init__(self, dut, ctx):
         self.dut, self.ctx = dut, ctx
@@ -104,21 +106,29 @@ class BatchBench:
 
         ``first``/``second`` map operand names to 1-D arrays of equal length (or are sequences of
         arrays in operand order); ``latency`` idle cycles at the end let the last sum reach the outputs.
+        Per lane, blocks of ``interleave`` first terms precede their ``interleave`` second terms,
+        so each pair meets in one running sum.
         """
         first, second = (term if isinstance(term, dict) else dict(zip(self.operand_names, term))
                          for term in (first, second))
         count = len(next(iter(first.values())))
         per_lane = -(-count // self.lanes)
+        per_lane += -per_lane % self.interleave
         pad = per_lane * self.lanes - count
-        tail = ((0, 0), (0, self.latency))
+        blocks = (self.lanes, per_lane // self.interleave, 1, self.interleave)
+
+        def laid_out(values):   # (lanes, blocks, 2, interleave) -> (lanes, cycles) and the idle tail
+            return np.pad(values.reshape(self.lanes, 2 * per_lane), ((0, 0), (0, self.latency)))
+
         columns = {}
         for name in self.operand_names:
-            pair = np.stack([np.pad(first[name], (0, pad)), np.pad(second[name], (0, pad))], axis=1)
-            columns[name] = np.pad(pair.reshape(self.lanes, 2 * per_lane), tail)
-        live = np.pad(np.ones(count, bool), (0, pad)).reshape(self.lanes, per_lane)
-        columns["valid"] = np.pad(np.repeat(live, 2, axis=1), tail)
-        columns["clear"] = np.zeros_like(columns["valid"])
-        columns["clear"][:, 0:2 * per_lane:2] = True
+            terms = [np.pad(part[name], (0, pad)).reshape(blocks) for part in (first, second)]
+            columns[name] = laid_out(np.concatenate(terms, axis=2))
+        live = np.pad(np.ones(count, bool), (0, pad)).reshape(blocks)
+        columns["valid"] = laid_out(np.repeat(live, 2, axis=2))
+        starts = np.zeros(blocks[:2] + (2, self.interleave), bool)
+        starts[:, :, 0] = True
+        columns["clear"] = laid_out(starts)
         columns["rst"] = np.zeros_like(columns["valid"])
         return {name: values.astype(np.int64) for name, values in columns.items()}
 

@@ -77,6 +77,10 @@ BENCHES = {
         "fp16_mac", "testbench.bench_fp16_mac", lanes=LANES, depth=16384,
         quick=({},), long=({},),
     ),
+    "fp16_pipe_mac": Bench(
+        "fp16_pipe_mac", "testbench.bench_fp16_pipe_mac", lanes=LANES, depth=16384,
+        quick=({},), long=({},),
+    ),
     "training_array": Bench(  # a small non-square array with narrow widths (saturates) and the default
         "training_array", "testbench.bench_training_array", lanes={}, depth=0,
         quick=({"rows": 3, "cols": 2, "fwd_width": 12, "bwd_width": 20}, {"rows": 8, "cols": 8}),
