@@ -296,3 +296,22 @@ def test_all_fraction_pairs_match_numpy(op, numpy_op, classes):
     for sign_b, exp_a, exp_b in classes:
         a, b = all_fraction_pairs(sign_b, exp_a, exp_b)
         assert_bits_equal(op.__name__, {"a": a, "b": b}, numpy_op(a, b), op(a, b))
+
+
+def test_interleaved_sums_are_mac_sequences_of_their_cycles(rng):
+    shape = (3, 41)
+    a, b = rng.integers(0, 1 << 16, shape), rng.choice(fp16.CORNER_PATTERNS, shape)
+    valid, clear = rng.random(shape) < 0.8, rng.random(shape) < 0.2
+    trace = fp16.interleaved_mac_sequence(a, b, valid, clear, 4)
+    for k in range(4):
+        own = fp16.mac_sequence(a[:, k::4], b[:, k::4], valid[:, k::4], clear[:, k::4])
+        for name in ("acc", "invalid", "overflow"):
+            assert (getattr(trace, name)[:, k::4] == getattr(own, name)).all(), (k, name)
+    single = fp16.interleaved_mac_sequence(a, b, valid, clear, 1)
+    assert (single.acc == fp16.mac_sequence(a, b, valid, clear).acc).all()
+
+
+@pytest.mark.parametrize("sums", [0, -1, 2.0, True])
+def test_interleaved_sums_must_be_a_positive_integer(sums):
+    with pytest.raises(ValueError, match="sums must be a positive integer"):
+        fp16.interleaved_mac_sequence([1], [1], 1, 0, sums)
