@@ -16,8 +16,9 @@ from amaranth import Cat, Elaboratable, Module, Signal
 from golden import tiling
 from golden.units import BWD_WIDTH, FWD_WIDTH
 
-from rtl.array import CommandLayout, TrainingArray, pack_command, pack_lanes
+from rtl.array import TrainingArray
 
+from .payloads import commands_and_beats
 from .sim import simulate
 
 
@@ -128,14 +129,6 @@ def stream_tiles(dut, commands, a_beats, b_beats, expected_outputs, *, rng=None,
 
     simulate(harness, testbench)
     return Trace(outputs, out_cycles, beat_cycles, cmd_cycles, **status)
-
-
-def commands_and_beats(tiles):
-    """Raw payloads of ``tiles`` (golden.tiling.Tile) in issue order: (commands, A beats, B beats)."""
-    commands = [pack_command(tile.mode, tile.k, tile.s) for tile in tiles]
-    a_beats = [pack_lanes(beat) for tile in tiles for beat in tile.a_beats]
-    b_beats = [pack_lanes(beat) for tile in tiles for beat in tile.b_beats]
-    return commands, a_beats, b_beats
 
 
 def output_fields(beat):

@@ -23,8 +23,8 @@ from cocotb.task import resume
 from golden import tiling
 from golden.tiling import Mode
 from rtl.array import output_layout
-from testbench.array_bench import commands_and_beats
 
+from .payloads import commands_and_beats
 from .streams import StreamSink, StreamSource, transfer
 
 SHOWN_BEATS = 48           # operand beats printed per lane in a failure report

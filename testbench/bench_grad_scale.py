@@ -7,10 +7,10 @@ Tensors go in value by value (``last`` on the final one) through
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-import golden.fp4
-
 from .checks import bench_test
+from .payloads import GRAD_SCALE_IN, GRAD_SCALE_OUT
 from .stream_bench import StreamBench
+from .stream_models import grad_scale_outputs
 
 EVERY_VALUE = {"quick": 4_096, "full": 1 << 16, "long": 1 << 16}
 RANDOM_TENSORS = {"quick": 300, "full": 1_500, "long": 3_000}
@@ -20,23 +20,10 @@ SPECIAL = np.array([0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0x3C
 
 
 def flatten(tensors):
-    """Input payloads of a list of uint16 pattern arrays: value in bits 15..0, ``last`` in bit 16."""
-    values = np.concatenate(tensors).astype(np.int64)
-    last = np.zeros(values.size, np.int64)
+    """Input payloads of a list of uint16 pattern arrays, ``last`` on the final value of each."""
+    last = np.zeros(sum(t.size for t in tensors), np.int64)
     last[np.cumsum([t.size for t in tensors]) - 1] = 1
-    return values | (last << 16)
-
-
-def expected(tensors):
-    results = [golden.fp4.grad_scale_unit(t.view(np.float16)) for t in tensors]
-    return {"s": np.array([r.s for r in results], np.int64),
-            "nonfinite": np.array([r.nonfinite for r in results], np.int64)}
-
-
-def decode(received):
-    """Output fields from received payloads: s (signed, bits 5..0) and nonfinite (bit 6)."""
-    s = received & 0x3F
-    return {"s": np.where(s >= 32, s - 64, s), "nonfinite": (received >> 6) & 1}
+    return GRAD_SCALE_IN.pack(value=np.concatenate(tensors), last=last)
 
 
 def random_tensors(rng, count):
@@ -64,7 +51,7 @@ def random_tensors(rng, count):
 
 async def check(bench, tensors, valid_rate, ready_rate):
     received = await bench.transfer(flatten(tensors), len(tensors), valid_rate, ready_rate)
-    bench.ctx.compare(expected(tensors), decode(received), lambda index: _describe(tensors, index))
+    bench.ctx.compare(grad_scale_outputs(tensors), GRAD_SCALE_OUT.unpack(received), lambda index: _describe(tensors, index))
 
 
 def _describe(tensors, index):

@@ -11,47 +11,27 @@ from cocotb.triggers import ClockCycles
 import golden.fp4
 
 from .checks import bench_test
+from .payloads import QUANTIZER_IN, QUANTIZER_OUT
 from .stream_bench import StreamBench
+from .stream_models import quantizer_outputs
 
 ALL_PATTERNS = np.arange(1 << 16, dtype=np.uint16)
 SWEEP = {"quick": 4_096, "full": 1 << 16, "long": 1 << 16}  # patterns per sweep scale (all: 65,536)
 SWEEP_SCALES = {"quick": (0,), "full": (0, -14), "long": (golden.fp4.S_MIN, -14, 0, 15, golden.fp4.S_MAX)}
 RANDOM_VALUES = {"quick": 2_000, "full": 4_000, "long": 20_000}
 STALLS = [(0.5, 0.3), (1.0, 0.2), (0.2, 1.0)]   # (valid_rate, ready_rate) of random_stalls
-FIELDS = ("code0", "code1", "overflow0", "overflow1", "invalid")
 
 
 def payloads(patterns, scales):
-    """Input payloads: binary16 bit pattern in bits 15..0, the scale exponent s in bits 21..16."""
-    return np.asarray(patterns, np.int64) | ((np.asarray(scales, np.int64) & 0x3F) << 16)
-
-
-def expected(patterns, scales):
-    """Golden output fields per input: codes and overflow flags of phases 0 and 1, invalid."""
-    patterns, scales = np.asarray(patterns, np.uint16), np.asarray(scales, np.int64)
-    out = {name: np.zeros(patterns.shape, np.int64) for name in FIELDS}
-    values = patterns.view(np.float16)
-    for s in np.unique(scales):
-        chosen = scales == s
-        for phase in (0, 1):
-            codes, flags = golden.fp4.quantize(values[chosen], int(s), phase)
-            out[f"code{phase}"][chosen] = codes
-            out[f"overflow{phase}"][chosen] = flags.overflow
-        out["invalid"][chosen] = flags.invalid
-    return out
-
-
-def decode(received):
-    """Output fields from received payloads (code0 bits 3..0, code1 7..4, overflow0 8, overflow1 9, invalid 10)."""
-    return {"code0": received & 15, "code1": (received >> 4) & 15, "overflow0": (received >> 8) & 1,
-            "overflow1": (received >> 9) & 1, "invalid": (received >> 10) & 1}
+    """Input payloads: binary16 bit pattern ``value`` and scale exponent ``s``."""
+    return QUANTIZER_IN.pack(value=patterns, s=scales)
 
 
 async def check(bench, patterns, scales, valid_rate, ready_rate):
     """Stream ``patterns`` with per-value ``scales`` through the unit and compare every output."""
     patterns, scales = np.asarray(patterns, np.uint16), np.asarray(scales, np.int64)
     received = await bench.transfer(payloads(patterns, scales), len(patterns), valid_rate, ready_rate)
-    bench.ctx.compare(expected(patterns, scales), decode(received), lambda index: _describe(patterns, scales, index))
+    bench.ctx.compare(quantizer_outputs(patterns, scales), QUANTIZER_OUT.unpack(received), lambda index: _describe(patterns, scales, index))
 
 
 def _describe(patterns, scales, index):
@@ -125,7 +105,7 @@ async def reset_mid_stream(bench):
         streams.stop()
         await bench.reset()
         got = np.array(sink.received, dtype=np.int64)
-        ctx.compare({k: v[:got.size] for k, v in expected(patterns, scales).items()}, decode(got),
+        ctx.compare({k: v[:got.size] for k, v in quantizer_outputs(patterns, scales).items()}, QUANTIZER_OUT.unpack(got),
                     lambda index: _describe(patterns, scales, index))
         fresh = ctx.rng.integers(0, 1 << 16, 32, dtype=np.uint16)
         await check(bench, fresh, np.full(fresh.size, 3), valid_rate=0.9, ready_rate=0.9)

@@ -37,11 +37,10 @@ from golden.training.runtime import single_blas_thread
 from golden.training.train import SGD, evaluate, train_step
 
 from .array_driver import ArrayBackend, ArrayDriver, CycleCounter, TimedSink, cycles_by_mode
-from .bench_radix4_quantizer import decode as decode_quantizer
-from .bench_radix4_quantizer import expected as expected_quantizer
-from .bench_radix4_quantizer import payloads as quantizer_payloads
 from .checks import bench_test
+from .payloads import GRAD_SCALE_IN, GRAD_SCALE_OUT, QUANTIZER_IN, QUANTIZER_OUT
 from .stream_bench import PERIOD_NS
+from .stream_models import grad_scale_outputs, quantizer_outputs
 from .streams import StreamSource, transfer
 
 REPORT = Path(__file__).resolve().parents[1] / "build" / "sim" / "train_steps.json"
@@ -115,10 +114,10 @@ class QuantizerDriver:
         patterns = np.ascontiguousarray(g16, np.float16).view(np.uint16).ravel()
         scales = np.full(patterns.size, s)
         received, cycles = await stream_through(self.dut, self.ctx, "quant_i", "quant_o",
-                                                quantizer_payloads(patterns, scales), patterns.size, *self.rates)
+                                                QUANTIZER_IN.pack(value=patterns, s=scales), patterns.size, *self.rates)
         self.cycles.append(cycles)
-        got = decode_quantizer(received)
-        self.ctx.compare(expected_quantizer(patterns, scales), got,
+        got = QUANTIZER_OUT.unpack(received)
+        self.ctx.compare(quantizer_outputs(patterns, scales), got,
                          lambda index: f"gradient value {index[0]} = 0x{int(patterns[index[0]]):04x}, s = {s}")
         invalid = got["invalid"].astype(bool).reshape(g16.shape)
         return tuple((got[f"code{phase}"].astype(np.uint8).reshape(g16.shape),
@@ -135,18 +134,16 @@ class GradScaleDriver:
         self.cycles = []
 
     async def scale(self, g16):
-        patterns = np.ascontiguousarray(g16, np.float16).view(np.uint16).ravel().astype(np.int64)
-        patterns[-1] |= 1 << 16   # last
-        received, cycles = await stream_through(self.dut, self.ctx, "scale_i", "scale_o", patterns, 1, *self.rates)
+        patterns = np.ascontiguousarray(g16, np.float16).view(np.uint16).ravel()
+        last = np.arange(patterns.size) == patterns.size - 1
+        received, cycles = await stream_through(self.dut, self.ctx, "scale_i", "scale_o",
+                                                GRAD_SCALE_IN.pack(value=patterns, last=last), 1, *self.rates)
         self.cycles.append(cycles)
-        bits = int(received[0])
-        s, nonfinite = (bits & 0x3F) - ((bits & 0x20) << 1), bool(bits >> 6 & 1)
-        want = golden.fp4.grad_scale_unit(g16)
-        self.ctx.compare({"s": np.array([want.s]), "nonfinite": np.array([want.nonfinite])},
-                         {"s": np.array([s]), "nonfinite": np.array([nonfinite])},
+        got = GRAD_SCALE_OUT.unpack(received)
+        self.ctx.compare(grad_scale_outputs([patterns]), got,
                          lambda index: f"a tensor of {patterns.size} float16 gradients, max |g| = "
                                        f"{np.nanmax(np.abs(np.asarray(g16, np.float32)))}")
-        return s, nonfinite
+        return int(got["s"][0]), bool(got["nonfinite"][0])
 
 
 class RtlRadix4Gradients(Radix4Gradients):

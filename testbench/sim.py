@@ -33,6 +33,56 @@ async def stream_put(ctx, stream, payload):
     ctx.set(stream.valid, 0)
 
 
+async def stream_get(ctx, stream):
+    """Take one payload from ``stream`` (``ready`` high until the transfer); returns its raw bits."""
+    ctx.set(stream.ready, 1)
+    payload, = await ctx.tick().sample(stream.payload.as_value()).until(stream.valid)
+    ctx.set(stream.ready, 0)
+    return payload
+
+
+async def stream_send(ctx, stream, payloads, rng, gap_rate=0.0):
+    """:func:`stream_put` every payload in order, each after a random number of idle cycles
+    (another one with probability ``gap_rate``)."""
+    for payload in payloads:
+        while rng.random() < gap_rate:
+            await ctx.tick()
+        await stream_put(ctx, stream, int(payload))
+
+
+class StreamCollector:
+    """A testbench that takes every payload of an output stream under random back-pressure and
+    checks the stream rules: while ``valid`` is high and ``ready`` low, ``valid`` and the payload hold.
+
+    Set :attr:`done` when the producer has sent everything; the collector then stops after
+    ``idle_cycles`` cycles without ``valid``. :meth:`collected` returns the raw payloads in order
+    and fails if a stalled payload changed.
+    """
+
+    def __init__(self, stream, rng, ready_rate=1.0, idle_cycles=10):
+        self.stream, self.rng, self.ready_rate, self.idle_cycles = stream, rng, ready_rate, idle_cycles
+        self.done = False
+        self.received, self.violations = [], []
+
+    async def testbench(self, ctx):
+        held, idle = None, 0
+        while idle < self.idle_cycles:
+            ready = self.rng.random() < self.ready_rate
+            ctx.set(self.stream.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(self.stream.valid, self.stream.payload.as_value())
+            if held is not None and (not valid or payload != held):
+                self.violations.append((len(self.received), held, valid, payload))
+            if valid and ready:
+                self.received.append(payload)
+            held = payload if valid and not ready else None
+            idle = idle + 1 if self.done and not valid else 0
+
+    def collected(self):
+        assert not self.violations, (f"payload changed while stalled (output index, held, valid, payload): "
+                                     f"{self.violations[:3]}")
+        return self.received
+
+
 class Lanes(Elaboratable):
     """Independent copies of one streaming unit, simulated side by side to amortise testbench cost.
 

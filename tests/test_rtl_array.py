@@ -12,7 +12,8 @@ from golden.tiling import Mode
 from rtl import generate, tools
 from rtl.array import TrainingArray
 from rtl.array import pack_command
-from testbench.array_bench import commands_and_beats, first_mismatch, stream_tiles
+from testbench.array_bench import first_mismatch, stream_tiles
+from testbench.payloads import commands_and_beats
 from rtl.pe import ProcessingElement
 from testbench.sim import simulate
 

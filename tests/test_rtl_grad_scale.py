@@ -5,16 +5,21 @@ import pytest
 
 import golden.fp4 as fp4
 from rtl.grad_scale import GradScaleUnit
-from testbench.sim import simulate, stream_lanes, stream_put
+from testbench.payloads import GRAD_SCALE_IN, GRAD_SCALE_OUT
+from testbench.sim import StreamCollector, simulate, stream_get, stream_lanes, stream_put, stream_send
 
 LANES = 16
-LAST = 1 << 16
 
 
 def unpack_output(raw):
-    """Raw o.payload bits -> (s, nonfinite); s is 6-bit two's complement in bits 5..0."""
-    s = raw & 0x3F
-    return (s - 64 if s & 0x20 else s), bool(raw >> 6 & 1)
+    """Raw o.payload bits -> (s, nonfinite)."""
+    fields = GRAD_SCALE_OUT.unpack(raw)
+    return int(fields["s"]), bool(fields["nonfinite"])
+
+
+def payloads(tensor):
+    """Raw i.payload bits of one tensor: its values, ``last`` on the final one."""
+    return GRAD_SCALE_IN.pack(value=tensor, last=np.arange(len(tensor)) == len(tensor) - 1)
 
 
 def golden_result(tensor):
@@ -29,7 +34,7 @@ def describe(tensor):
 def test_every_value_as_a_one_element_tensor():
     """All 65,536 binary16 patterns, each its own tensor (last = 1): exercises ceil(log2|g|) exactly."""
     values = np.arange(1 << 16)
-    lanes = np.array_split(values | LAST, LANES)
+    lanes = np.array_split(GRAD_SCALE_IN.pack(value=values, last=1), LANES)
     outputs = np.concatenate([np.array(out, np.int64) for out in stream_lanes(GradScaleUnit, lanes)])
     assert len(outputs) == len(values)
     for value, raw in zip(values, outputs):  # golden is per tensor; stop at the first difference
@@ -62,32 +67,14 @@ def random_tensors(rng, count):
 def run_stream(tensors, rng, gap_rate, stall_rate):
     """Feed the tensors back to back (random input gaps) while o.ready toggles; return raw outputs."""
     dut = GradScaleUnit()
-    received, held, done = [], [], []
+    collector = StreamCollector(dut.o, rng, ready_rate=1 - stall_rate)
 
     async def producer(ctx):
-        for tensor in tensors:
-            for index, value in enumerate(tensor):
-                while rng.random() < gap_rate:
-                    await ctx.tick()
-                await stream_put(ctx, dut.i, int(value) | (LAST if index == len(tensor) - 1 else 0))
-        done.append(True)
+        await stream_send(ctx, dut.i, np.concatenate([payloads(tensor) for tensor in tensors]), rng, gap_rate)
+        collector.done = True
 
-    async def consumer(ctx):
-        stalled, idle = None, 0
-        while idle < 10:  # until the producer is done and nothing came out for 10 cycles
-            ready = rng.random() >= stall_rate
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload.as_value())
-            if stalled is not None and (not valid or payload != stalled):
-                held.append((len(received), stalled, valid, payload))
-            if valid and ready:
-                received.append(payload)
-            stalled = payload if valid and not ready else None
-            idle = idle + 1 if done and not valid else 0
-
-    simulate(dut, producer, consumer)
-    assert not held, f"payload changed while stalled: {held[:3]}"
-    return received
+    simulate(dut, producer, collector.testbench)
+    return collector.collected()
 
 
 @pytest.mark.parametrize("gap_rate, stall_rate", [(0.0, 0.0), (0.3, 0.5)])
@@ -115,8 +102,15 @@ def test_hand_worked_tensors():
         [0x0200],                  # subnormal 2**-15 -> s = -15
         [0x0201],                  # just above 2**-15 -> s = -14
     ]
-    rng = np.random.default_rng(0)
-    received = [unpack_output(raw) for raw in run_stream(tensors, rng, 0.0, 0.0)]
+    dut, received = GradScaleUnit(), []
+
+    async def testbench(ctx):  # one tensor at a time: its values, then its result
+        for tensor in tensors:
+            for payload in payloads(tensor):
+                await stream_put(ctx, dut.i, int(payload))
+            received.append(unpack_output(await stream_get(ctx, dut.o)))
+
+    simulate(dut, testbench)
     assert received == [(1, False), (1, False), (-2, False), (0, False), (-1, True), (-15, False), (-14, False)]
 
 
@@ -128,7 +122,7 @@ def test_latency():
     async def testbench(ctx):
         ctx.set(dut.o.ready, 1)
         ctx.set(dut.i.valid, 1)
-        ctx.set(dut.i.payload.as_value(), 0x3C00 | LAST)
+        ctx.set(dut.i.payload.as_value(), int(GRAD_SCALE_IN.pack(value=0x3C00, last=1)))
         await ctx.tick()
         ctx.set(dut.i.valid, 0)
         for cycle in range(1, 6):

@@ -5,47 +5,17 @@ import pytest
 
 import golden.fp4 as fp4
 from rtl.radix4_quantizer import Radix4Quantizer
-from testbench.sim import simulate, stream_lanes, stream_put
+from testbench.payloads import QUANTIZER_IN, QUANTIZER_OUT
+from testbench.sim import StreamCollector, simulate, stream_lanes, stream_send
+from testbench.stream_models import quantizer_outputs
 
 LANES = 16
 ALL_PATTERNS = np.arange(1 << 16, dtype=np.int64)
 
 
-def pack_inputs(values, scales):
-    """Raw i.payload bits: value in bits 15..0, s (two's complement) in bits 21..16."""
-    return np.asarray(values, np.int64) | ((np.asarray(scales, np.int64) & 0x3F) << 16)
-
-
-def unpack_outputs(raw):
-    """Raw o.payload bits -> dict of arrays, fields LSB first in declaration order."""
-    raw = np.asarray(raw, np.int64)
-    return {
-        "code0": raw & 0xF,
-        "code1": (raw >> 4) & 0xF,
-        "overflow0": (raw >> 8) & 1,
-        "overflow1": (raw >> 9) & 1,
-        "invalid": (raw >> 10) & 1,
-    }
-
-
-def golden_outputs(values, scales):
-    """golden.fp4.quantize of each binary16 pattern at its own scale, both phases."""
-    values, scales = np.asarray(values, np.int64), np.asarray(scales, np.int64)
-    x = values.astype(np.uint16).view(np.float16)
-    out = {key: np.zeros(len(values), np.int64) for key in ("code0", "code1", "overflow0", "overflow1", "invalid")}
-    for s in np.unique(scales):
-        sel = scales == s
-        for phase in (0, 1):
-            codes, flags = fp4.quantize(x[sel], int(s), phase)
-            out[f"code{phase}"][sel] = codes
-            out[f"overflow{phase}"][sel] = flags.overflow
-        out["invalid"][sel] = flags.invalid
-    return out
-
-
 def assert_outputs(values, scales, actual, seed=None):
     """Compare in order; report the first differing vector, then any missing or extra outputs."""
-    expected = golden_outputs(values, scales)
+    expected = quantizer_outputs(values, scales)
     n = min(len(values), len(actual["code0"]))
     bad = np.zeros(n, bool)
     for key in expected:
@@ -62,12 +32,12 @@ def assert_outputs(values, scales, actual, seed=None):
 
 def run_batch(values, scales):
     """Quantize one value per cycle per lane with o.ready high; outputs in input order."""
-    raw = pack_inputs(values, scales)
+    raw = QUANTIZER_IN.pack(value=values, s=scales)
     lanes = np.array_split(raw, LANES)
     outputs = stream_lanes(Radix4Quantizer, lanes)
     for lane, out in zip(lanes, outputs):
         assert len(out) == len(lane), "a lane lost or duplicated values"
-    return unpack_outputs(np.concatenate([np.array(out, np.int64) for out in outputs]))
+    return QUANTIZER_OUT.unpack(np.concatenate([np.array(out, np.int64) for out in outputs]))
 
 
 @pytest.mark.parametrize("s", [-32, -5, 0, 31])
@@ -118,33 +88,15 @@ def test_back_pressure_keeps_every_value_once(seed):
     n = 1500
     values = rng.integers(0, 1 << 16, n)
     scales = rng.integers(fp4.S_MIN, fp4.S_MAX + 1, n)
-    raw = pack_inputs(values, scales)
     dut = Radix4Quantizer()
-    received, violations, done = [], [], []
+    collector = StreamCollector(dut.o, rng, ready_rate=0.5)
 
     async def producer(ctx):
-        for word in raw:
-            while rng.random() < 0.3:
-                await ctx.tick()
-            await stream_put(ctx, dut.i, int(word))
-        done.append(True)
+        await stream_send(ctx, dut.i, QUANTIZER_IN.pack(value=values, s=scales), rng, gap_rate=0.3)
+        collector.done = True
 
-    async def consumer(ctx):
-        held, idle = None, 0
-        while idle < 10:  # until the producer is done and nothing came out for 10 cycles
-            ready = rng.random() < 0.5
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload.as_value())
-            if held is not None and (not valid or payload != held):
-                violations.append((len(received), held, valid, payload))
-            if valid and ready:
-                received.append(payload)
-            held = payload if valid and not ready else None
-            idle = idle + 1 if done and not valid else 0
-
-    simulate(dut, producer, consumer)
-    assert not violations, f"seed={seed}: payload changed while stalled: {violations[:3]}"
-    assert_outputs(values, scales, unpack_outputs(received), seed)
+    simulate(dut, producer, collector.testbench)
+    assert_outputs(values, scales, QUANTIZER_OUT.unpack(collector.collected()), seed)
 
 
 def test_latency_and_throughput():
@@ -157,7 +109,7 @@ def test_latency_and_throughput():
         ctx.set(dut.o.ready, 1)
         for cycle in range(len(values) + 4):
             ctx.set(dut.i.valid, cycle < len(values))
-            ctx.set(dut.i.payload.as_value(), int(pack_inputs(values[cycle % len(values)], 0)))
+            ctx.set(dut.i.payload.as_value(), int(QUANTIZER_IN.pack(value=values[cycle % len(values)], s=0)))
             _, _, ready, valid, payload = await ctx.tick().sample(
                 dut.i.ready, dut.o.valid, dut.o.payload.as_value())
             assert ready, "the quantizer must accept a value every cycle when o.ready is high"
@@ -167,8 +119,8 @@ def test_latency_and_throughput():
     # Sampled at the edge of cycle c: the value accepted at the edge of cycle c - LATENCY.
     latency = Radix4Quantizer.LATENCY
     assert seen[:latency] == [None] * latency
-    expected = golden_outputs(values, [0] * len(values))
-    actual = unpack_outputs(seen[latency:latency + len(values)])
+    expected = quantizer_outputs(values, [0] * len(values))
+    actual = QUANTIZER_OUT.unpack(seen[latency:latency + len(values)])
     assert all(np.array_equal(expected[k], actual[k]) for k in expected)
     assert seen[latency + len(values):] == [None] * (len(seen) - latency - len(values))
     # Hand-worked, s = 0: phase-0 levels 1, 1/4, ..., 2**-12; phase-1 levels 1/2, 1/8, ..., 2**-13.

@@ -13,9 +13,10 @@ from golden import tiling
 from golden.tiling import Mode
 from rtl import generate
 from rtl.array import TrainingArray
-from testbench.array_bench import commands_and_beats, first_mismatch, stream_tiles
+from testbench.array_bench import first_mismatch, stream_tiles
 from rtl.grad_scale import GradScaleUnit
 from rtl.radix4_quantizer import Radix4Quantizer
+from testbench.payloads import GRAD_SCALE_IN, QUANTIZER_IN, commands_and_beats
 from testbench.sim import simulate, stream_put
 from rtl.training_core import TrainingCore
 
@@ -92,7 +93,7 @@ def test_quantizer_behind_the_core(seed):
     rng = np.random.default_rng(seed)
     patterns = rng.integers(0, 1 << 16, 64, dtype=np.uint16)
     scales = rng.integers(-20, 20, 64)
-    payloads = [int(p) | (int(s) & 0x3F) << 16 for p, s in zip(patterns, scales)]
+    payloads = [int(raw) for raw in QUANTIZER_IN.pack(value=patterns, s=scales)]
     got = _run_stream(TrainingCore(2, 2), "quant_i", "quant_o", payloads, len(payloads))
     for index, (pattern, s, out) in enumerate(zip(patterns, scales, got)):
         value = np.array([pattern], np.uint16).view(np.float16)
@@ -108,7 +109,8 @@ def test_grad_scale_behind_the_core(seed):
     """Two tensors through scale_i/scale_o: their exponents against golden.fp4.grad_scale_unit."""
     rng = np.random.default_rng(seed)
     tensors = [rng.standard_normal(17).astype(np.float16) * 100, rng.standard_normal(5).astype(np.float16) / 1000]
-    payloads = [int(v) | (int(i == t.size - 1) << 16) for t in tensors for i, v in enumerate(t.view(np.uint16))]
+    payloads = [int(raw) for t in tensors
+                for raw in GRAD_SCALE_IN.pack(value=t.view(np.uint16), last=np.arange(t.size) == t.size - 1)]
     got = _run_stream(TrainingCore(2, 2), "scale_i", "scale_o", payloads, len(tensors))
     for tensor, out in zip(tensors, got):
         want = golden.fp4.grad_scale_unit(tensor)
