@@ -123,7 +123,7 @@ def test_every_scheme_trains_one_step(digits, scheme):
 
 
 def test_bad_names_and_numbers():
-    with pytest.raises(ValueError, match="dataset must be one of digits, mnist1d; got 'cifar'"):
+    with pytest.raises(ValueError, match="dataset must be one of digits, mnist1d, pydoc; got 'cifar'"):
         train.RunConfig("cifar", "mlp", "fp32", 1)
     with pytest.raises(ValueError, match="model must be one of"):
         train.RunConfig("digits", "resnet", "fp32", 1)

@@ -1,9 +1,9 @@
-"""Epoch-time benchmark: fourbit vs FP32 training epochs of the same model in the same code.
+"""Epoch-time benchmark: 4-bit vs FP32 training epochs of the same model in the same code.
 
 ``python -m golden.training.bench_epoch`` trains every dataset/model pair of the full table (golden.training.table.FULL)
-for one epoch under ``fp32`` and ``fourbit``, alternately and a few times (seed 0, one BLAS thread as in
-golden.training.table), and writes ``build/train/epoch_time.json``: per pair the median CPU and wall seconds of a
-training epoch (evaluation excluded) for both schemes and their ratio (target: fourbit <= 3x fp32).
+for one epoch under ``fp32``, ``fourbit``, ``mxfp4`` and ``nvfp4``, in turn and a few times (seed 0, one BLAS
+thread as in golden.training.table), and writes ``build/train/epoch_time.json``: per pair the median CPU and wall
+seconds of a training epoch (evaluation excluded) per scheme and each 4-bit scheme's ratio to fp32 (target: <= 3x).
 """
 
 import argparse
@@ -17,29 +17,33 @@ import time
 import numpy as np
 
 from . import data as datasets
+from . import language
 from .runtime import single_blas_thread
 from .table import FULL, OUT_DIR, TIME_RATIO_TARGET
 from .train import RunConfig, positive_int, run
 
 PAIRS = tuple(f"{entry.dataset}-{entry.model}" for entry in FULL)
-SCHEMES = ("fp32", "fourbit")
+SCHEMES = ("fp32", "fourbit", "mxfp4", "nvfp4")
 
 
 def epoch_seconds(dataset, model, scheme, data=None):
     """CPU and wall seconds of the training pass of a one-epoch seed-0 run (evaluation excluded)."""
-    history = run(RunConfig(dataset, model, scheme, 1), dataset=data)["history"][0]
+    config = RunConfig(dataset, model, scheme, 1)
+    result = language.run(config, text=data) if dataset == language.DATASET else run(config, dataset=data)
+    history = result["history"][0]
     return history["train_cpu_seconds"], history["train_seconds"]
 
 
 def bench(pairs=PAIRS, repeats=5):
-    """``{pair: {scheme: median times, ..., "ratio": CPU ratio, "wall_ratio": wall ratio}}``.
+    """``{pair: {scheme: median times, ..., "ratio": fourbit's CPU ratio, "wall_ratio": its wall ratio,
+    "ratios": {scheme: CPU ratio}}}``.
 
-    The fp32 and fourbit epochs alternate, so a machine shared with other jobs slows both alike.
+    The schemes' epochs alternate, so a machine shared with other jobs slows all alike.
     """
     out = {}
     for pair in pairs:
         dataset, model = pair.split("-")
-        data = datasets.load(dataset)
+        data = language.load_text() if dataset == language.DATASET else datasets.load(dataset)
         samples = {scheme: [] for scheme in SCHEMES}
         for _ in range(repeats):
             for scheme in SCHEMES:
@@ -49,7 +53,9 @@ def bench(pairs=PAIRS, repeats=5):
                           "cpu_seconds_per_epoch": [cpu for cpu, _ in runs]}
                  for scheme, runs in samples.items()}
         out[pair] = {**times, "ratio": times["fourbit"]["cpu_seconds"] / times["fp32"]["cpu_seconds"],
-                     "wall_ratio": times["fourbit"]["wall_seconds"] / times["fp32"]["wall_seconds"]}
+                     "wall_ratio": times["fourbit"]["wall_seconds"] / times["fp32"]["wall_seconds"],
+                     "ratios": {scheme: times[scheme]["cpu_seconds"] / times["fp32"]["cpu_seconds"]
+                                for scheme in SCHEMES[1:]}}
     return out
 
 
@@ -63,7 +69,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m golden.training.bench_epoch", description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", nargs="+", type=_pair, default=PAIRS, help=f"default: {' '.join(PAIRS)}")
     parser.add_argument("--repeats", type=positive_int, default=5,
-                        help="one-epoch runs per scheme and pair, alternating fp32/fourbit (median; default 5)")
+                        help="one-epoch runs per scheme and pair, the schemes in turn (median; default 5)")
     parser.add_argument("--out", type=pathlib.Path, default=OUT_DIR / "epoch_time.json")
     args = parser.parse_args(argv)
     single_blas_thread()        # like golden.training.table: one warmed-up BLAS thread per run
@@ -77,8 +83,8 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     for pair, r in results.items():
-        print(f"{pair:12s} fp32 {r['fp32']['cpu_seconds']:.3f} s  fourbit {r['fourbit']['cpu_seconds']:.3f} s  "
-              f"ratio {r['ratio']:.2f} (wall {r['wall_ratio']:.2f})")
+        print(f"{pair:18s} fp32 {r['fp32']['cpu_seconds']:.3f} s  " + "  ".join(
+            f"{scheme} {r[scheme]['cpu_seconds']:.3f} s ({ratio:.2f}x)" for scheme, ratio in r["ratios"].items()))
     print(f"wrote {args.out}")
     return 0
 

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import data as datasets
+from . import language
 from .schemes import SCHEMES
 from .runtime import single_blas_thread
 from .train import Diverged, NotLearning, RunConfig, run
@@ -38,6 +39,7 @@ class Entry(NamedTuple):
     schemes: tuple
 
 
+LM_EPOCHS = 2
 # Ablations on one MLP and one CNN (one per dataset), all-4-bit everywhere: about 1,350 CPU seconds,
 # 11-12 minutes on 2 free cores (batch size and learning rate: golden.training.train.DEFAULTS).
 FULL = (
@@ -45,13 +47,17 @@ FULL = (
     Entry("digits", "cnn", 20, REQUIRED + ("all4bit",)),
     Entry("mnist1d", "cnn", 30, REQUIRED + ABLATIONS),
     Entry("mnist1d", "mlp", 30, REQUIRED + ("all4bit",)),
+    Entry(language.DATASET, language.MODEL, LM_EPOCHS, REQUIRED),
 )
 QUICK = (Entry("digits", "mlp", 8, REQUIRED),)
+PAIRS = tuple(f"{entry.dataset}-{entry.model}" for entry in FULL)
 
 # (dataset, model, scheme, maximum gap in points below fp32), the targets of docs/training.md
 TARGETS = (("digits", "mlp", "fourbit", 1.0), ("digits", "cnn", "fourbit", 1.0), ("mnist1d", "cnn", "fourbit", 2.0),
            ("digits", "mlp", "mxfp4", 1.0), ("digits", "mlp", "nvfp4", 1.0),
            ("digits", "cnn", "mxfp4", 1.0), ("digits", "cnn", "nvfp4", 1.0))
+# (scheme, maximum relative gap in % of the language model's validation bpc above fp32's)
+LM_TARGETS = (("fourbit", 5.0), ("mxfp4", 5.0), ("nvfp4", 5.0))
 TIME_RATIO_TARGET = 3.0
 TIMED = ("fourbit", "mxfp4", "nvfp4")     # the 4-bit schemes whose epoch time has the target above
 
@@ -62,7 +68,7 @@ def _init_worker():
 
 def _run_one(config):
     try:
-        return run(config)
+        return language.run(config) if config.dataset == language.DATASET else run(config)
     except Diverged as error:
         return {"config": config.resolved(), "diverged": str(error)}
     except NotLearning as error:
@@ -71,7 +77,7 @@ def _run_one(config):
 
 def run_all(plan, seeds=SEEDS, workers=None, progress=True):
     """Run every (entry, scheme, seed) of ``plan``; returns the list of run results in plan order."""
-    for dataset in {entry.dataset for entry in plan}:
+    for dataset in {entry.dataset for entry in plan} - {language.DATASET}:
         datasets.load(dataset)                      # fill the cache before the workers start
     configs = [RunConfig(e.dataset, e.model, scheme, e.epochs, seed)
                for e in plan for scheme in e.schemes for seed in seeds]
@@ -85,7 +91,8 @@ def run_all(plan, seeds=SEEDS, workers=None, progress=True):
             results[index] = result
             c = configs[index]
             bar.set_postfix_str(f"{c.dataset}-{c.model}-{c.scheme} s{c.seed}: "
-                                + (f"{100 * result['final_test_acc']:.1f}%" if not failed(result)
+                                + (f"{result['final_val_bpc']:.3f} bpc" if "final_val_bpc" in result
+                                   else f"{100 * result['final_test_acc']:.1f}%" if not failed(result)
                                    else "diverged" if "diverged" in result else "not learning"))
             bar.update()
     bar.close()
@@ -103,7 +110,7 @@ def _indexed(item):
 
 
 def _cost(config):
-    size = {"digits": 1, "mnist1d": 2}[config.dataset] * {"mlp": 1, "cnn": 2}[config.model]
+    size = {"digits": 1, "mnist1d": 2, language.DATASET: 100}[config.dataset] * {"mlp": 1, "cnn": 2}.get(config.model, 1)
     return size * config.epochs * {"fp32": 1, "fp16acc": 12}.get(config.scheme, 3)
 
 
@@ -121,8 +128,10 @@ def summarize(results):
     rows = []
     for (dataset, model, scheme), runs in groups.items():
         done = [r for r in runs if not failed(r)]
-        acc = [100 * r["final_test_acc"] for r in done]
+        language_model = dataset == language.DATASET
+        acc = [r["final_val_bpc"] if language_model else 100 * r["final_test_acc"] for r in done]
         row = {"dataset": dataset, "model": model, "scheme": scheme, "description": SCHEMES[scheme].description,
+               "metric": "val_bpc" if language_model else "test_acc",
                "epochs": runs[0]["config"]["epochs"], "batch_size": runs[0]["config"]["batch_size"],
                "lr": runs[0]["config"]["lr"], "seeds": [r["config"]["seed"] for r in runs],
                "test_acc": acc, "diverged": [r["diverged"] for r in runs if "diverged" in r],
@@ -138,7 +147,10 @@ def summarize(results):
     for row in rows:
         base = by_key.get((row["dataset"], row["model"], "fp32"))
         ok = base and base["acc_mean"] is not None and row["acc_mean"] is not None
-        row["gap_to_fp32"] = base["acc_mean"] - row["acc_mean"] if ok else None
+        if row["metric"] == "val_bpc":          # relative, in %: how much more bits per character than fp32
+            row["gap_to_fp32"] = 100 * (row["acc_mean"] / base["acc_mean"] - 1) if ok else None
+        else:                                   # accuracy points below fp32
+            row["gap_to_fp32"] = base["acc_mean"] - row["acc_mean"] if ok else None
         if ok and row["scheme"] != "fp32":
             row["epoch_time_ratio"] = row["epoch_cpu_seconds"] / base["epoch_cpu_seconds"]
             row["epoch_wall_ratio"] = row["epoch_seconds"] / base["epoch_seconds"]
@@ -152,6 +164,12 @@ def summarize(results):
         if row is not None and row["gap_to_fp32"] is not None:
             targets.append({"what": f"{dataset}-{model}: {scheme} within {max_gap} points of fp32",
                             "gap": row["gap_to_fp32"], "met": row["gap_to_fp32"] <= max_gap})
+    for scheme, max_gap in LM_TARGETS:
+        row = by_key.get((language.DATASET, language.MODEL, scheme))
+        if row is not None and row["gap_to_fp32"] is not None:
+            targets.append({"what": f"{language.DATASET}-{language.MODEL}: {scheme} within {max_gap}% of fp32's "
+                                    f"validation bits per character", "gap": row["gap_to_fp32"],
+                            "met": row["gap_to_fp32"] <= max_gap})
     for name, scheme, ratio in timed:
         targets.append({"what": f"{name}: {scheme} epoch <= {TIME_RATIO_TARGET}x fp32 epoch",
                         "ratio": ratio, "met": ratio <= TIME_RATIO_TARGET})
@@ -164,22 +182,27 @@ def _fmt(value, spec, missing="—"):
 
 def markdown(rows, targets, meta):
     lines = [f"# fourbit training table ({meta['mode']})", "",
-             f"Test accuracy in %, mean ± sample std over seeds {meta['seeds']}, after the last epoch; gap = fp32 "
-             f"mean − scheme mean (points). CPU s/epoch: CPU time of the training pass (no evaluation), one BLAS "
+             f"Test accuracy in % (the language model: validation bits per character, bpc), mean ± sample std "
+             f"over seeds {meta['seeds']}, after the last epoch; gap = fp32 mean − scheme mean in points (the "
+             f"language model: scheme bpc / fp32 bpc − 1, in %; positive is worse). CPU s/epoch: CPU time of the training pass (no evaluation), one BLAS "
              f"thread, {meta['workers']} runs in parallel; × fp32 is its ratio to the fp32 row (wall-clock ratios "
              f"are in results.json). Whole table: {meta['total_wall_seconds']:.0f} s wall.", "",
-             "| dataset | model | scheme | epochs | test acc % | gap to fp32 | CPU s/epoch | × fp32 |",
+             "| dataset | model | scheme | epochs | test acc % / val bpc | gap to fp32 | CPU s/epoch | × fp32 |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         failures = [f"{what} ({len(r[key])}/{len(r['seeds'])} seeds)"
                     for key, what in (("diverged", "diverged"), ("not_learning", "not learning")) if r[key]]
-        acc = ", ".join(failures) if failures else f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}"
+        bpc = r.get("metric") == "val_bpc"
+        acc = (", ".join(failures) if failures else f"{r['acc_mean']:.3f} ± {r['acc_std']:.3f} bpc" if bpc
+               else f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}")
+        gap = _fmt(r["gap_to_fp32"], "+.2f") + (" %" if bpc and r["gap_to_fp32"] is not None else "")
         lines.append(f"| {r['dataset']} | {r['model']} | {r['scheme']} | {r['epochs']} | {acc} | "
-                     f"{_fmt(r['gap_to_fp32'], '+.2f') if r['scheme'] != 'fp32' else ''} | "
+                     f"{gap if r['scheme'] != 'fp32' else ''} | "
                      f"{_fmt(r['epoch_cpu_seconds'], '.2f')} | {_fmt(r.get('epoch_time_ratio'), '.2f', '')} |")
     lines += ["", "## Targets", ""]
     for t in targets:
-        value = f"gap {t['gap']:+.2f} points" if "gap" in t else f"ratio {t['ratio']:.2f}"
+        unit = "%" if "bits per character" in t["what"] else " points"
+        value = f"gap {t['gap']:+.2f}{unit}" if "gap" in t else f"ratio {t['ratio']:.2f}"
         lines.append(f"- {'met' if t['met'] else 'MISSED'}: {t['what']} ({value})")
     lines += ["", "## Schemes", ""] + [f"- `{name}`: {s.description}" for name, s in SCHEMES.items()]
     return "\n".join(lines) + "\n"
@@ -197,16 +220,18 @@ def plot(results, out_dir):
     for ax, (dataset, model) in zip(axes[0], combos):
         for scheme, color in (("fp32", "tab:blue"), ("fourbit", "tab:red"), ("mxfp4", "tab:green"),
                               ("nvfp4", "tab:purple")):
-            curves = np.array([[h["test_acc"] * 100 for h in r["history"]] for r in ok
+            curves = np.array([[h["val_bpc"] if "val_bpc" in h else h["test_acc"] * 100 for h in r["history"]] for r in ok
                                if (r["config"]["dataset"], r["config"]["model"], r["config"]["scheme"])
                                == (dataset, model, scheme)])
             if len(curves):
                 epochs = np.arange(1, curves.shape[1] + 1)
                 ax.plot(epochs, curves.mean(0), color=color, label=f"{scheme} (mean of {len(curves)})")
                 ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.2)
-        ax.set(title=f"{dataset}-{model}", xlabel="epoch", ylabel="test accuracy %")
+        bpc = dataset == language.DATASET
+        ax.set(title=f"{dataset}-{model}", xlabel="epoch", ylabel="validation bits per character" if bpc
+               else "test accuracy %")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper right" if bpc else "lower right")
     fig.tight_layout()
     paths = [out_dir / "accuracy_vs_epoch.png"]
     fig.savefig(paths[0], dpi=110)
@@ -253,9 +278,12 @@ def main(argv=None):
                         help="digits-MLP, fp32, fourbit, mxfp4 and nvfp4, few epochs (also env FAST=1)")
     parser.add_argument("--out", type=pathlib.Path, help="output directory (default build/train, "
                                                          "build/train/quick with --quick)")
+    parser.add_argument("--rows", nargs="+", choices=PAIRS, metavar="DATASET-MODEL",
+                        help=f"run only these rows of the full table ({', '.join(PAIRS)}) and merge them into the "
+                             f"results already in the output directory (the table is 'full' once every row is in)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    plan = QUICK if args.quick else FULL
+    plan = QUICK if args.quick else tuple(e for e in FULL if not args.rows or f"{e.dataset}-{e.model}" in args.rows)
     out = args.out or (OUT_DIR / "quick" if args.quick else OUT_DIR)
     started = time.perf_counter()
     try:
@@ -263,9 +291,16 @@ def main(argv=None):
     except datasets.DamagedCache as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    wall = time.perf_counter() - started
+    if args.rows and (out / "results.json").exists():
+        previous = json.loads((out / "results.json").read_text())
+        results = [r for r in previous["runs"]
+                   if f"{r['config']['dataset']}-{r['config']['model']}" not in args.rows] + results
+        wall += previous["total_wall_seconds"]
     rows, ratios, targets = summarize(results)
-    meta = {"mode": "quick" if args.quick else "full", "seeds": list(SEEDS),
-            "workers": min(os.cpu_count() or 1, 2), "total_wall_seconds": time.perf_counter() - started}
+    present = {f"{r['config']['dataset']}-{r['config']['model']}" for r in results}
+    mode = "quick" if args.quick else "full" if present >= set(PAIRS) else "partial"
+    meta = {"mode": mode, "seeds": list(SEEDS), "workers": min(os.cpu_count() or 1, 2), "total_wall_seconds": wall}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
         {**meta, "rows": rows, "epoch_time_ratio": ratios, "targets": targets, "runs": results}, indent=1))

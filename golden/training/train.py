@@ -35,7 +35,9 @@ from .schemes import SCHEMES, get_scheme
 
 ALPHA_MIN = 1e-2        # PACT alpha is kept >= this (it must stay > 0)
 EVAL_BATCH = 500
-DEFAULTS = {"digits": {"batch_size": 64, "lr": 0.05}, "mnist1d": {"batch_size": 128, "lr": 0.1}}
+DEFAULTS = {"digits": {"batch_size": 64, "lr": 0.05}, "mnist1d": {"batch_size": 128, "lr": 0.1},
+            "pydoc": {"batch_size": 16, "lr": 3e-3}}
+LANGUAGE = ("pydoc", "transformer")     # the language-model dataset and model: golden.training.language
 
 
 CHANCE_FACTOR = 1.5     # a run whose best test accuracy is below this times chance (1 / classes) did not learn
@@ -133,9 +135,13 @@ class RunConfig:
     weight_decay: float = 5e-4
 
     def __post_init__(self):
-        for name, known in (("dataset", datasets.DATASETS), ("model", MODELS), ("scheme", SCHEMES)):
+        for name, known in (("dataset", datasets.DATASETS + LANGUAGE[:1]), ("model", MODELS + LANGUAGE[1:]),
+                            ("scheme", SCHEMES)):
             if getattr(self, name) not in known:
                 raise ValueError(f"{name} must be one of {', '.join(known)}; got {getattr(self, name)!r}")
+        if (self.dataset == LANGUAGE[0]) != (self.model == LANGUAGE[1]):
+            raise ValueError(f"the {LANGUAGE[1]} model goes with the {LANGUAGE[0]} dataset and only with it; "
+                             f"got dataset {self.dataset!r}, model {self.model!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if name == "batch_size" and value is None:
@@ -167,6 +173,8 @@ def run(config, progress=False, backend=None, dataset=None):
     Raises :class:`Diverged` when the run diverges and :class:`NotLearning` when every 4-bit gradient code
     of an epoch is zero or the best test accuracy stays below CHANCE_FACTOR times chance.
     """
+    if config.dataset == LANGUAGE[0]:
+        raise ValueError(f"the {LANGUAGE[0]} language model trains with golden.training.language.run")
     data = dataset if dataset is not None else datasets.load(config.dataset)
     scheme = get_scheme(config.scheme)
     rng = np.random.default_rng(config.seed)
