@@ -148,13 +148,33 @@ def test_bad_names_and_numbers():
     (["--dataset", "digits", "--model", "mlp", "--scheme", "fp32", "--epochs", "1", "--batch-size", "0"],
      "must be a positive integer"),
     (["--dataset", "digits", "--model", "mlp", "--scheme", "fp4"], "invalid choice: 'fp4'"),
-    (["--dataset", "digits", "--model", "mlp", "--scheme", "fp32"], "the following arguments are required: --epochs"),
+    (["--seed", "-1"], "must be a non-negative integer, got -1"),
 ])
 def test_cli_rejects_bad_arguments(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         train.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_defaults_are_the_accuracy_table_settings():
+    from golden.training import table
+    args = train.parse_args([])
+    assert (args.dataset, args.model, args.scheme, args.seed) == ("digits", "mlp", "fourbit", 0)
+    epochs = {entry.dataset: entry.epochs for entry in table.FULL}
+    assert args.epochs == epochs["digits"]
+    assert train.parse_args(["--dataset", "mnist1d"]).epochs == epochs["mnist1d"]
+    assert train.parse_args(["--epochs", "3"]).epochs == 3
+
+
+def test_cli_help_gives_every_default(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for fragment in ("--dataset {digits,mnist1d} default: digits", "--model {mlp,cnn} default: mlp",
+                     "default: fourbit", "default: the accuracy table's, 20 for digits, 30 for mnist1d",
+                     "--seed SEED default: 0", "64 for digits, 128 for mnist1d", "0.05 for digits, 0.1 for mnist1d"):
+        assert fragment in text
 
 
 def test_cli_reports_a_diverging_run(capsys):

@@ -24,7 +24,7 @@ from . import data as datasets
 from . import language
 from .schemes import SCHEMES
 from .runtime import single_blas_thread
-from .train import Diverged, NotLearning, RunConfig, run
+from .train import TABLE_EPOCHS, Diverged, NotLearning, RunConfig, run
 
 OUT_DIR = pathlib.Path(__file__).resolve().parents[2] / "build" / "train"
 SEEDS = (0, 1, 2)
@@ -43,10 +43,10 @@ LM_EPOCHS = 2
 # Ablations on one MLP and one CNN (one per dataset), all-4-bit everywhere: about 1,350 CPU seconds,
 # 11-12 minutes on 2 free cores (batch size and learning rate: golden.training.train.DEFAULTS).
 FULL = (
-    Entry("digits", "mlp", 20, REQUIRED + ABLATIONS),
-    Entry("digits", "cnn", 20, REQUIRED + ("all4bit",)),
-    Entry("mnist1d", "cnn", 30, REQUIRED + ABLATIONS),
-    Entry("mnist1d", "mlp", 30, REQUIRED + ("all4bit",)),
+    Entry("digits", "mlp", TABLE_EPOCHS["digits"], REQUIRED + ABLATIONS),
+    Entry("digits", "cnn", TABLE_EPOCHS["digits"], REQUIRED + ("all4bit",)),
+    Entry("mnist1d", "cnn", TABLE_EPOCHS["mnist1d"], REQUIRED + ABLATIONS),
+    Entry("mnist1d", "mlp", TABLE_EPOCHS["mnist1d"], REQUIRED + ("all4bit",)),
     Entry(language.DATASET, language.MODEL, LM_EPOCHS, REQUIRED),
 )
 QUICK = (Entry("digits", "mlp", 8, REQUIRED),)

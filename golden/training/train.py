@@ -38,6 +38,8 @@ EVAL_BATCH = 500
 DEFAULTS = {"digits": {"batch_size": 64, "lr": 0.05}, "mnist1d": {"batch_size": 128, "lr": 0.1},
             "pydoc": {"batch_size": 16, "lr": 3e-3}}
 LANGUAGE = ("pydoc", "transformer")     # the language-model dataset and model: golden.training.language
+#: Epochs of the accuracy table (golden.training.table) and of a run without --epochs.
+TABLE_EPOCHS = {"digits": 20, "mnist1d": 30}
 
 
 CHANCE_FACTOR = 1.5     # a run whose best test accuracy is below this times chance (1 / classes) did not learn
@@ -266,17 +268,23 @@ _positive_float = argument_type(float, lambda value: math.isfinite(value) and va
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m golden.training.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=datasets.DATASETS, required=True)
-    parser.add_argument("--model", choices=MODELS, required=True)
-    parser.add_argument("--scheme", choices=tuple(SCHEMES), required=True)
-    parser.add_argument("--epochs", type=positive_int, required=True,
-                        help="the accuracy table uses 20 for digits and 30 for mnist1d")
-    parser.add_argument("--seed", type=_non_negative_int, default=0)
-    parser.add_argument("--batch-size", type=positive_int, help="default: 64 for digits, 128 for mnist1d")
-    parser.add_argument("--lr", type=_positive_float, help="peak learning rate (default: 0.05 digits, 0.1 mnist1d)")
-    parser.add_argument("--json", action="store_true", help="print the run's result as JSON on stdout")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    parser.add_argument("--dataset", choices=datasets.DATASETS, default="digits", help="default: %(default)s")
+    parser.add_argument("--model", choices=MODELS, default="mlp", help="default: %(default)s")
+    parser.add_argument("--scheme", choices=tuple(SCHEMES), default="fourbit", help="default: %(default)s")
+    parser.add_argument("--epochs", type=positive_int,
+                        help="default: the accuracy table's, " + ", ".join(
+                            f"{n} for {name}" for name, n in TABLE_EPOCHS.items()))
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=positive_int, help="default: " + ", ".join(
+        f"{DEFAULTS[name]['batch_size']} for {name}" for name in datasets.DATASETS))
+    parser.add_argument("--lr", type=_positive_float, help="peak learning rate (default: " + ", ".join(
+        f"{DEFAULTS[name]['lr']} for {name}" for name in datasets.DATASETS) + ")")
+    parser.add_argument("--json", action="store_true", help="print the run's result as JSON on stdout (default: a summary line)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (default: progress bars)")
+    args = parser.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = TABLE_EPOCHS[args.dataset]
+    return args
 
 
 def main(argv=None):
