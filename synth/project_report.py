@@ -100,7 +100,7 @@ def sweep_section(build):
     from . import sweep as sweep_mod
 
     points = sweep_mod.points(sweep["rows"])
-    front = sweep_mod.pareto(points)
+    front = sweep_mod.pareto_by_run(points)
     last = sweep.get("last_sweep") or {}
     section.paragraphs.append(
         f"{len(sweep['rows'])} runs ({len(points)} configurations) in build/synth/sweep.json, updated "
@@ -319,8 +319,9 @@ def train_section(build):
              _num(r.get("gap_to_fp32"), 2), _num(r.get("epoch_time_ratio"), 2)]
             for r in results["rows"]]
     section.paragraphs.append(
-        f"{results['mode']} table, seeds {results['seeds']}: test accuracy in % (mean ± std), the gap to "
-        f"FP32 in points, and the epoch time relative to FP32 ({where}/results.md).")
+        f"{results['mode']} table, seeds {results['seeds']}, finished {_mtime_utc(where / 'results.json')}: "
+        f"test accuracy in % (mean ± std), the gap to FP32 in points, and the epoch time relative to FP32 "
+        f"({where}/results.md).")
     section.tables.append(Table(["dataset-model", "scheme", "epochs", "test acc %", "gap to FP32",
                                  "epoch time vs FP32"], rows, "llrrrr"))
     targets = results.get("targets", [])

@@ -219,6 +219,12 @@ def pareto(pts):
         key=lambda p: p["lut_equiv"])
 
 
+def pareto_by_run(pts):
+    """The Pareto points of every target and mapping, each judged against its own run's points."""
+    runs = sorted({(p["target"], p["mapping"]) for p in pts})
+    return [q for run in runs for q in pareto([p for p in pts if (p["target"], p["mapping"]) == run])]
+
+
 def plot(rows, out_dir):
     """sweep_pareto.png (LUT-equiv vs GMAC/s) and sweep_fmax.png (Fmax vs PEs); returns paths."""
     pts = [p for p in points(rows) if p["fits"]]
@@ -240,6 +246,9 @@ def plot(rows, out_dir):
         front = pareto(mine)
         ax.step([p["lut_equiv"] for p in front], [p["gmac_per_s"] for p in front], where="post",
                 color=dots.get_facecolor()[0], alpha=0.8)
+        for p in front:
+            ax.annotate(p["label"], (p["lut_equiv"], p["gmac_per_s"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("LUT-equivalents")
@@ -280,13 +289,14 @@ def _fmt(value, digits=1):
 def markdown(data):
     """sweep.md: the merged table (one line per configuration, median Fmax) and the plots."""
     lines = ["# fourbit design-space sweep", "", f"Updated {data['generated_utc']}; "
-             f"{len(data['rows'])} runs in build/synth/sweep.json.", ""]
+             f"{len(data['rows'])} runs in {SWEEP_JSON}; Pareto: no other configuration on the same target "
+             "and mapping has fewer LUT-equivalents and more GMAC/s.", ""]
     bench = data.get("benchmark")
     if bench:
         lines += [f"Benchmark ({bench['date']}): {bench['configurations']} configurations took "
                   f"{bench['seconds']['1']:.0f} s on 1 worker and {bench['seconds']['2']:.0f} s on 2: "
                   f"{bench['ratio']:.2f}x (goal {bench['goal']}x; load average {bench['load_average']}).", ""]
-    front = {(p["design"], p["target"], p["mapping"]) for p in pareto(points(data["rows"]))}
+    front = {(p["design"], p["target"], p["mapping"]) for p in pareto_by_run(points(data["rows"]))}
     lines += ["| design | target | mapping | LUT-equiv | FF | DSP | Fmax MHz | GMAC/s | seeds | Pareto |",
               "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
     for p in sorted(points(data["rows"]), key=lambda p: (p["unit"], p["pes"] or 0, p["design"], p["target"], p["mapping"])):

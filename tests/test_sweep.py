@@ -126,6 +126,8 @@ def test_pareto_front_keeps_only_undominated_points():
     points = [p("small", 100, 0.2), p("worse", 150, 0.1), p("big", 1000, 3.0), p("mid", 400, 1.0),
               p("bloated", 2000, 2.0)]
     assert [q["design"] for q in sweep.pareto(points)] == ["small", "mid", "big"]
+    other = [{**p("dsp", 50, 0.1), "mapping": "dsp"}]
+    assert [q["design"] for q in sweep.pareto_by_run(points + other)] == ["dsp", "small", "mid", "big"]
 
 
 def test_a_worker_killed_mid_sweep_loses_no_job(tmp_path):
