@@ -28,7 +28,7 @@ from . import cluster, designs as designs_mod, flow, jobs
 from .runs import PlaceRun, estimated_seconds, place
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_UNITS = ("int4_mac", "shift_mac", "fp16_mac", designs_mod.ARRAY_UNIT)
+DEFAULT_UNITS = (*designs_mod.PE_UNITS, designs_mod.ARRAY_UNIT)
 DEFAULT_SIZES = (2, 4)
 SWEEP_JSON = "sweep.json"
 
