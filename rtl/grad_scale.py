@@ -31,12 +31,10 @@ class GradScaleUnit(wiring.Component):
     """
 
     LATENCY = 2
+    latency = LATENCY
 
-    def __init__(self):
-        super().__init__({
-            "i": In(stream.Signature(InputLayout)),
-            "o": Out(stream.Signature(OutputLayout)),
-        })
+    i: In(stream.Signature(InputLayout))
+    o: Out(stream.Signature(OutputLayout))
 
     def elaborate(self, platform):
         m = Module()

@@ -45,6 +45,9 @@ class TrainingCore(wiring.Component):
         self.array = TrainingArray(rows, cols, fwd_width, bwd_width)
         self.quantizer = Radix4Quantizer()
         self.grad_scale = GradScaleUnit()
+        #: Cycles to the outputs on each path: the array's, the quantizer's, the GradScale unit's.
+        self.latency = {"array": self.array.latency, "quant": self.quantizer.latency,
+                        "scale": self.grad_scale.latency}
         super().__init__({
             **dict(self.array.signature.members.items()),
             "quant_i": self.quantizer.signature.members["i"],

@@ -1,3 +1,2 @@
-"""cocotb benches of the generated Verilog on Icarus and Verilator, checked bit for bit against
-``golden`` (docs/verification.md). ``python -m testbench`` runs them; :mod:`testbench.runner`
-builds and runs one target; the ``bench_*`` modules are the cocotb test modules."""
+"""Verification of the generated Verilog: cocotb benches on Icarus and Verilator against
+``golden`` with their runner, amaranth.sim helpers, and formal proofs (docs/verification.md)."""

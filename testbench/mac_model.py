@@ -1,7 +1,7 @@
 """Cycle-by-cycle expected outputs of a MAC unit (Int4Mac, ShiftMac), built on golden.units.
 
 The numerics come only from a golden step function (``golden.units.int4_mac`` or ``shift_mac``);
-this module adds the cycle protocol of the units (brief, "RTL interfaces"):
+this module adds the cycle protocol of the units (docs/rtl.md, "MAC protocol"):
 
 * Input cycle t is taken by clock edge t; its product is added by edge t + 1, so it shows on
   ``acc``/``overflow`` from cycle t + 2 (LATENCY = 2). Outputs of cycle t are the values seen
