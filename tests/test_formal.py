@@ -8,6 +8,7 @@ runs in its own temporary folder. The mutants of the simulation benches
 import json
 
 import pytest
+import test_cocotb_fp16_mutant as fp16_mutants
 
 from testbench.formal import __main__ as formal
 from testbench.formal.properties import BY_NAME, PROPERTIES
@@ -32,6 +33,14 @@ def _assert_caught(name, tmp_path, **variant):
 def test_flipped_signedness_is_caught(tmp_path):
     """Int4Mac built with signed A where unsigned A is meant (the told_unsigned bench mutant)."""
     _assert_caught("int4_mac_unsigned_sum", tmp_path, dut_params={"width": 24, "signed_a": True})
+
+
+def test_product_ties_rounded_away_are_caught(tmp_path):
+    _assert_caught("fp16_product_rounding", tmp_path, edit=fp16_mutants.product_ties_away)
+
+
+def test_flag_unknown_after_reset_is_caught(tmp_path):
+    _assert_caught("fp16_reset", tmp_path, edit=fp16_mutants.flags_not_reset)
 
 
 def test_summary_records_each_property(tmp_path):

@@ -16,10 +16,10 @@ BUILD = Path("build") / "formal"
 SUMMARY = BUILD / "summary.json"
 
 
-def prove(prop, build=BUILD, **variant):
+def prove(prop, build=BUILD, timeout=None, **variant):
     """Run one property (or a mutant of its design) and return the sby outcome."""
     folder = build / (prop.name if not variant else f"{prop.name}__mutant")
-    return sby.run(prop.harness(**variant), folder, mode=prop.mode, depth=prop.depth)
+    return sby.run(prop.harness(**variant), folder, mode=prop.mode, depth=prop.depth, timeout=timeout)
 
 
 def record(prop, outcome, summary=SUMMARY):
@@ -37,6 +37,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m testbench.formal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only the proofs that make test runs")
+    parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
+                        help="per proof; a proof that takes longer is recorded as TIMEOUT (default: %(default)s)")
     parser.add_argument("names", nargs="*", metavar="PROPERTY", help="properties to run (default: all)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BY_NAME]
@@ -46,12 +48,19 @@ def main(argv=None):
 
     print(f"{'property':34} {'mode':6} {'depth':>5} {'time s':>7}  result", flush=True)
     failed = []
-    for prop in chosen:
-        outcome = prove(prop)
-        record(prop, outcome)
-        print(f"{prop.name:34} {prop.mode:6} {prop.depth:5d} {outcome.seconds:7.1f}  {outcome.result}", flush=True)
-        if not outcome.passed:
-            failed.append((prop, outcome))
+    prop = None
+    try:
+        for prop in chosen:
+            outcome = prove(prop, timeout=args.timeout)
+            record(prop, outcome)
+            print(f"{prop.name:34} {prop.mode:6} {prop.depth:5d} {outcome.seconds:7.1f}  {outcome.result}",
+                  flush=True)
+            if not outcome.passed:
+                failed.append((prop, outcome))
+    except KeyboardInterrupt:
+        print(f"\npython -m testbench.formal: interrupted (Ctrl-C) while proving {prop.name}; the finished "
+              f"proofs are recorded in {SUMMARY}", file=sys.stderr)
+        return 130
     for prop, outcome in failed:
         print(f"\n{prop.name}: {outcome.result} -- {prop.claim}", file=sys.stderr)
         print(outcome.counterexample_help() or f"  no trace; sby log: {outcome.workdir / 'logfile.txt'}",

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from . import units
+from . import fp16, units
 
 
 @dataclass(frozen=True)
@@ -54,4 +54,23 @@ PROPERTIES = [
              "on shift", "prove", 2, units.PeShadowHarness),
 ]
 
+BY_NAME = {prop.name: prop for prop in PROPERTIES}
+
+
+def _fp16(check):
+    def make(edit=None):
+        return fp16.Fp16Harness(check, edit=edit)
+    return make
+
+
+PROPERTIES += [
+    Property("fp16_nan", "Fp16Mac: a NaN operand gives the canonical NaN 0x7E00 LATENCY cycles later; every "
+             "NaN on acc is canonical", "prove", 5, _fp16("nan")),
+    Property("fp16_inf_minus_inf", "Fp16Mac: +-Inf product added to an accumulated Inf of the other sign "
+             "gives NaN and raises invalid", "prove", 5, _fp16("inf_minus_inf")),
+    Property("fp16_reset", "Fp16Mac: at power-up and after reset the sum is +0 and invalid/overflow are down", "prove", 2,
+             _fp16("reset")),
+    Property("fp16_product_rounding", "Fp16Mac: a new sum of one product of normal operands with a normal "
+             "result is the product rounded to nearest, ties to even", "prove", 5, _fp16("product_rounding")),
+]
 BY_NAME = {prop.name: prop for prop in PROPERTIES}

@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -97,21 +98,29 @@ def run(harness, workdir, *, mode, depth, timeout=None):
     job_file = workdir / "job.sby"
     job_file.write_text(job)
     start = time.monotonic()
+    # Its own process group, so that a timeout or Ctrl-C also ends the solver processes sby starts.
+    proc = subprocess.Popen(command(job_file.name), cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=_env(), start_new_session=True)
     try:
-        proc = subprocess.run(command(job_file.name), cwd=workdir, capture_output=True, text=True,
-                              timeout=timeout, env=_env())
+        log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return Outcome("TIMEOUT", time.monotonic() - start, workdir / "job")
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     seconds = time.monotonic() - start
-    log = proc.stdout + proc.stderr
     status = workdir / "job" / "status"
     verdict = status.read_text().split()[0] if status.exists() else ""
     result = verdict if verdict in ("PASS", "FAIL", "UNKNOWN") else "ERROR"
     trace = None
     if result != "PASS":
         # A failed base case (or cover) names its trace; a failed induction step leaves trace_induct.vcd.
-        for found in re.finditer(r"Writing trace to VCD file: (\S+)", log):
-            trace = workdir / "job" / found.group(1)
+        traces = [workdir / "job" / found.group(1)
+                  for found in re.finditer(r"Writing trace to VCD file: (\S+)", log)]
+        traces.sort(key=lambda path: "induct" in path.name)      # a base-case trace is a real run
+        trace = traces[0] if traces else None
         if trace is None and (workdir / "job" / "engine_0" / "trace_induct.vcd").exists():
             trace = workdir / "job" / "engine_0" / "trace_induct.vcd"
     return Outcome(result, seconds, workdir / "job", trace, log)
