@@ -1,17 +1,6 @@
-"""Validation of elaboration-time parameters: every error names the parameter and the bad value."""
+"""Validation of elaboration-time parameters: the golden model's checks, so that RTL and golden
+refuse the same values with the same messages (naming the parameter and the bad value)."""
 
+from golden._checks import check_bool, check_int
 
-def check_int(name, value, lo, hi):
-    """Return ``value`` if it is an ``int`` (not ``bool``) in ``lo..hi``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must lie in {lo}..{hi}, got {value}")
-    return value
-
-
-def check_bool(name, value):
-    """Return ``value`` if it is a ``bool``, else raise (0/1 are refused to catch swapped arguments)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return value
+__all__ = ["check_bool", "check_int"]

