@@ -221,33 +221,31 @@ class Fp16Adder(wiring.Component):
         return m
 
 
-class Fp16Mac(wiring.Component):
-    """Pipelined binary16 MAC: ``acc <- fp16(acc + fp16(a * b))``, one MAC per cycle.
+class Fp16MacInterface(wiring.Component):
+    """The ports and member docs every binary16 MAC shares (:class:`Fp16Mac`, ``Fp16PipeMac``).
 
-    A two-stage multiplier feeds a single-cycle adder closed around the accumulator register,
-    so a new product can be added every cycle; that loop (a whole binary16 add) sets the clock,
-    since a deeper adder would need several interleaved sums and change the summation order. Same valid/clear protocol as ``Int4Mac``: a cycle
-    with ``valid`` adds ``a*b``; ``clear`` starts a new sum (accumulator +0, flags cleared) and,
-    with ``valid`` in the same cycle, that product is its first term (``fp16(+0 + a*b)``).
-    The result of an input is visible on ``acc`` ``LATENCY`` cycles later.
+    A subclass sets ``__doc__ = Fp16MacInterface._doc_template.format(...)`` with its own
+    ``description``, ``sum`` (the sum a cycle's term joins), ``acc`` (what ``acc`` shows) and
+    ``since`` (since when the flags are sticky), as amaranth.lib.fifo does for its FIFOs.
+    """
+
+    _doc_template = """{description}
 
     Members
     -------
     a, b : In(16)
         Operand bit patterns (IEEE binary16).
     valid : In(1)
-        Add ``a*b`` to the sum.
+        Add ``a*b`` to {sum}.
     clear : In(1)
-        Start a new sum.
+        Start {sum} anew.
     acc : Out(16)
-        Accumulator bit pattern (NaN is always ``CANONICAL_NAN``; never -0, since a sum starts at +0).
+        {acc} bit pattern (NaN is always ``CANONICAL_NAN``; never -0, since a sum starts at +0).
     invalid : Out(1)
-        Sticky since the last clear: some step computed 0 * Inf or Inf - Inf.
+        Sticky since {since}: some step computed 0 * Inf or Inf - Inf.
     overflow : Out(1)
-        Sticky since the last clear: some product or sum of finite operands rounded to Inf.
+        Sticky since {since}: some product or sum of finite operands rounded to Inf.
     """
-
-    LATENCY = 3
 
     a: In(16)
     b: In(16)
@@ -256,6 +254,22 @@ class Fp16Mac(wiring.Component):
     acc: Out(16)
     invalid: Out(1)
     overflow: Out(1)
+
+
+class Fp16Mac(Fp16MacInterface):
+    __doc__ = Fp16MacInterface._doc_template.format(description="""\
+Pipelined binary16 MAC: ``acc <- fp16(acc + fp16(a * b))``, one MAC per cycle.
+
+    A two-stage multiplier feeds a single-cycle adder closed around the accumulator register,
+    so a new product can be added every cycle; that loop (a whole binary16 add) sets the clock,
+    since a deeper adder would need several interleaved sums and change the summation order. Same valid/clear protocol as ``Int4Mac``: a cycle
+    with ``valid`` adds ``a*b``; ``clear`` starts a new sum (accumulator +0, flags cleared) and,
+    with ``valid`` in the same cycle, that product is its first term (``fp16(+0 + a*b)``).
+    The result of an input is visible on ``acc`` ``LATENCY`` cycles later.""",
+        sum="the sum", acc="Accumulator", since="the last clear")
+
+    LATENCY = 3
+    latency = LATENCY
 
     def elaborate(self, platform):
         m = Module()

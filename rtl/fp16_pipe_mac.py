@@ -20,7 +20,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp16_mac import CANONICAL_NAN, INF, Operand, leading_zeros, pack_rounded
+from .fp16_mac import CANONICAL_NAN, INF, Fp16MacInterface, Operand, leading_zeros, pack_rounded
 
 
 def _register(m, name, value):
@@ -119,8 +119,9 @@ class Fp16PipeMultiplier(wiring.Component):
         return m
 
 
-class Fp16PipeMac(wiring.Component):
-    """Pipelined binary16 MAC with ``SUMS`` interleaved sums: ``acc_k <- fp16(acc_k + fp16(a * b))``.
+class Fp16PipeMac(Fp16MacInterface):
+    __doc__ = Fp16MacInterface._doc_template.format(description="""\
+Pipelined binary16 MAC with ``SUMS`` interleaved sums: ``acc_k <- fp16(acc_k + fp16(a * b))``.
 
     One term per cycle; the term of input cycle ``t`` belongs to sum ``t mod SUMS``. A cycle with
     ``valid`` adds ``a*b`` to its sum; ``clear`` starts that sum anew (+0, flags cleared) and,
@@ -131,35 +132,13 @@ class Fp16PipeMac(wiring.Component):
 
     The outputs show, ``LATENCY`` cycles after input cycle ``t``, the sum that input belongs to
     together with its sticky flags, as they are after that input: the ring's last stage, so every
-    sum comes past once every ``SUMS`` cycles.
-
-    Members
-    -------
-    a, b : In(16)
-        Operand bit patterns (IEEE binary16).
-    valid : In(1)
-        Add ``a*b`` to this cycle's sum.
-    clear : In(1)
-        Start this cycle's sum anew.
-    acc : Out(16)
-        Sum bit pattern (NaN is always ``CANONICAL_NAN``; never -0).
-    invalid : Out(1)
-        Sticky since that sum's last clear: some step computed 0 * Inf or Inf - Inf.
-    overflow : Out(1)
-        Sticky since that sum's last clear: some product or sum of finite operands rounded to Inf.
-    """
+    sum comes past once every ``SUMS`` cycles.""",
+        sum="this cycle's sum", acc="Sum", since="that sum's last clear")
 
     MUL_STAGES = Fp16PipeMultiplier.LATENCY
     SUMS = 6                       # adder stages in the ring = independent running sums
     LATENCY = MUL_STAGES + SUMS
-
-    a: In(16)
-    b: In(16)
-    valid: In(1)
-    clear: In(1)
-    acc: Out(16)
-    invalid: Out(1)
-    overflow: Out(1)
+    latency = LATENCY
 
     def elaborate(self, platform):
         m = Module()
