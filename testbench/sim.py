@@ -1,5 +1,7 @@
-"""amaranth.sim helpers shared by the unit tests: running testbenches and driving streams."""
+"""amaranth.sim helpers shared by the unit tests: running testbenches, driving streams, and side by
+side copies of a unit (stream units: :func:`stream_lanes`; units with plain ports: :func:`port_lanes`)."""
 
+import numpy as np
 from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 
@@ -158,3 +160,70 @@ def stream_lanes(make_unit, lanes, drain_cycles=8):
 
     simulate(harness, testbench)
     return outputs
+
+
+class PortLanes(Elaboratable):
+    """Independent copies of a unit with plain ports, driven from one wide ``stimulus`` signal (per
+    lane: the ``inputs`` ports concatenated) and observed through one wide ``observed`` signal (per
+    lane: the ``outputs`` ports concatenated), so that one ``ctx.set`` per cycle drives them all."""
+
+    def __init__(self, make_unit, count, inputs, outputs):
+        self.units = [make_unit() for _ in range(count)]
+        self.inputs, self.outputs = tuple(inputs), tuple(outputs)
+        unit = self.units[0]
+        self.in_widths = [len(getattr(unit, name)) for name in self.inputs]
+        self.out_widths = [len(getattr(unit, name)) for name in self.outputs]
+        self.stimulus = Signal(count * sum(self.in_widths))
+        self.observed = Signal(count * sum(self.out_widths))
+
+    def elaborate(self, platform):
+        m = Module()
+        step = sum(self.in_widths)
+        for index, unit in enumerate(self.units):
+            m.submodules[f"lane{index}"] = unit
+            m.d.comb += Cat(*(getattr(unit, name) for name in self.inputs)).eq(self.stimulus.word_select(index, step))
+        m.d.comb += self.observed.eq(Cat(*(getattr(unit, name) for unit in self.units for name in self.outputs)))
+        return m
+
+
+def port_lanes(make_unit, columns, outputs, cycles):
+    """Run one unit per lane for ``cycles`` cycles and return every cycle's outputs.
+
+    Parameters
+    ----------
+    make_unit : callable
+        Returns a component with the ports named in ``columns`` and ``outputs``.
+    columns : dict of str -> int array (lanes, n)
+        Input port values per lane and cycle; every input is 0 after cycle n.
+    outputs : sequence of str
+        Output ports to observe.
+
+    Returns
+    -------
+    dict of str -> int64 array (lanes, cycles)
+        Each output as it is in each cycle before the clock edge (cycle 0: after reset).
+    """
+    columns = {name: np.asarray(values).astype(np.int64) for name, values in columns.items()}
+    lanes, count = next(iter(columns.values())).shape
+    dut = PortLanes(make_unit, lanes, columns, outputs)
+    offsets = np.cumsum([0, *dut.in_widths])
+    word = sum((columns[name] & ((1 << width) - 1)) << int(offset)
+               for name, width, offset in zip(dut.inputs, dut.in_widths, offsets))
+    step = int(offsets[-1])
+    stimulus = [sum(int(w) << (step * lane) for lane, w in enumerate(column)) for column in word.T]
+    observed = []
+
+    async def testbench(ctx):
+        for t in range(cycles):
+            ctx.set(dut.stimulus, stimulus[t] if t < count else 0)
+            observed.append(ctx.get(dut.observed))
+            await ctx.tick()
+
+    simulate(dut, testbench)
+    result, position = {}, 0
+    out_step = sum(dut.out_widths)
+    for name, width in zip(dut.outputs, dut.out_widths):
+        result[name] = np.array([[(value >> (out_step * lane + position)) & ((1 << width) - 1) for lane in range(lanes)]
+                                 for value in observed], dtype=np.int64).T
+        position += width
+    return result

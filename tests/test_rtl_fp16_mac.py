@@ -3,38 +3,20 @@
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Cat, Elaboratable, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from golden import fp16
 from rtl import tools
 from rtl.fp16_mac import Fp16Mac, leading_zeros
+from testbench.sim import port_lanes
 
 CORNERS = fp16.CORNER_PATTERNS
 ONE = 0x3C00
 
 
+OUTPUTS = ("acc", "invalid", "overflow")
 LANES = 8  # independent MACs simulated side by side: one wide ``ctx.set`` per cycle amortises the testbench
-
-
-class Lanes(Elaboratable):
-    """``count`` Fp16Macs driven from one ``stimulus`` signal (per lane: a, b, valid, clear), observed as one."""
-
-    IN_WIDTH, OUT_WIDTH = 34, 18
-
-    def __init__(self, count):
-        self.macs = [Fp16Mac() for _ in range(count)]
-        self.stimulus = Signal(count * self.IN_WIDTH)
-        self.observed = Signal(count * self.OUT_WIDTH)
-
-    def elaborate(self, platform):
-        m = Module()
-        for index, mac in enumerate(self.macs):
-            m.submodules[f"lane{index}"] = mac
-            lane = self.stimulus.word_select(index, self.IN_WIDTH)
-            m.d.comb += Cat(mac.a, mac.b, mac.valid, mac.clear).eq(lane)
-        m.d.comb += self.observed.eq(Cat(*(Cat(mac.acc, mac.invalid, mac.overflow) for mac in self.macs)))
-        return m
 
 
 def simulate(a, b, valid, clear):
@@ -43,27 +25,9 @@ def simulate(a, b, valid, clear):
     Returns ``(outputs, before)``: ``outputs[i, t]`` = (acc, invalid, overflow) ``LATENCY`` cycles
     after input t of lane i; ``before`` holds the outputs of the cycles before the first result.
     """
-    lanes, cycles = a.shape
-    dut = Lanes(lanes)
-    words = (a.astype(np.int64) | (b.astype(np.int64) << 16) | (valid.astype(np.int64) << 32)
-             | (clear.astype(np.int64) << 33))
-    stimulus = [sum(int(w) << (Lanes.IN_WIDTH * i) for i, w in enumerate(column)) for column in words.T]
-    steps = cycles + Fp16Mac.LATENCY - 1
-    observed = []
-
-    async def testbench(ctx):
-        for t in range(steps):
-            ctx.set(dut.stimulus, stimulus[t] if t < cycles else 0)
-            await ctx.tick()
-            observed.append(ctx.get(dut.observed))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
-    fields = np.array([[(word >> (Lanes.OUT_WIDTH * i)) & ((1 << Lanes.OUT_WIDTH) - 1) for i in range(lanes)]
-                       for word in observed], dtype=np.int64).T
-    outputs = np.stack([fields & 0xFFFF, (fields >> 16) & 1, (fields >> 17) & 1], axis=-1)
+    trace = port_lanes(Fp16Mac, {"a": a, "b": b, "valid": valid, "clear": clear}, OUTPUTS,
+                       a.shape[1] + Fp16Mac.LATENCY)
+    outputs = np.stack([trace[name] for name in OUTPUTS], axis=-1)[:, 1:]
     lead = Fp16Mac.LATENCY - 1
     return outputs[:, lead:], outputs[:, :lead]
 

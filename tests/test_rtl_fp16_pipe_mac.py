@@ -6,58 +6,21 @@ t mod SUMS and its result shows LATENCY cycles later.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Elaboratable, Module, Signal
-from amaranth.sim import Simulator
 
 from golden import fp16
 from rtl.fp16_pipe_mac import Fp16PipeMac
+from testbench.sim import port_lanes
 
 CORNERS = fp16.CORNER_PATTERNS
 ONE, TWO, THREE, INF, NAN = 0x3C00, 0x4000, 0x4200, 0x7C00, 0x7E00
 LATENCY, SUMS = Fp16PipeMac.LATENCY, Fp16PipeMac.SUMS
-
-
-class Lanes(Elaboratable):
-    """``count`` Fp16PipeMacs driven from one ``stimulus`` signal (per lane: a, b, valid, clear)."""
-
-    IN_WIDTH, OUT_WIDTH = 34, 18
-
-    def __init__(self, count):
-        self.macs = [Fp16PipeMac() for _ in range(count)]
-        self.stimulus = Signal(count * self.IN_WIDTH)
-        self.observed = Signal(count * self.OUT_WIDTH)
-
-    def elaborate(self, platform):
-        m = Module()
-        for index, mac in enumerate(self.macs):
-            m.submodules[f"lane{index}"] = mac
-            m.d.comb += Cat(mac.a, mac.b, mac.valid, mac.clear).eq(self.stimulus.word_select(index, self.IN_WIDTH))
-        m.d.comb += self.observed.eq(Cat(*(Cat(mac.acc, mac.invalid, mac.overflow) for mac in self.macs)))
-        return m
+OUTPUTS = ("acc", "invalid", "overflow")
 
 
 def simulate(a, b, valid, clear):
     """Outputs (lanes, cycles + LATENCY, 3) = (acc, invalid, overflow) seen in each cycle from the first."""
-    lanes, cycles = a.shape
-    dut = Lanes(lanes)
-    words = (a.astype(np.int64) | (b.astype(np.int64) << 16) | (valid.astype(np.int64) << 32)
-             | (clear.astype(np.int64) << 33))
-    stimulus = [sum(int(w) << (Lanes.IN_WIDTH * i) for i, w in enumerate(column)) for column in words.T]
-    observed = []
-
-    async def testbench(ctx):
-        for t in range(cycles + LATENCY):
-            ctx.set(dut.stimulus, stimulus[t] if t < cycles else 0)
-            observed.append(ctx.get(dut.observed))
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
-    fields = np.array([[(word >> (Lanes.OUT_WIDTH * i)) & ((1 << Lanes.OUT_WIDTH) - 1) for i in range(lanes)]
-                       for word in observed], dtype=np.int64).T
-    return np.stack([fields & 0xFFFF, (fields >> 16) & 1, (fields >> 17) & 1], axis=-1)
+    trace = port_lanes(Fp16PipeMac, {"a": a, "b": b, "valid": valid, "clear": clear}, OUTPUTS, a.shape[1] + LATENCY)
+    return np.stack([trace[name] for name in OUTPUTS], axis=-1)
 
 
 def check_against_golden(a, b, valid, clear, seed=None):
