@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from golden.training import data as datasets
+from golden.training.layers import Quant
 from golden import units
 from golden.tiling import Mode
 from testbench import bench_train_steps, runner
@@ -106,7 +107,7 @@ def test_driver_tiles_refuse_bad_operands():
 
 def test_network_has_two_4bit_hidden_layers_and_fp32_ends():
     dataset = datasets.load(bench_train_steps.DATASET)
-    quant = object()
+    quant = Quant()
     model = bench_train_steps.build_mlp(dataset, quant, SEED)
     kinds = [(layer.params["w"].shape, layer.quant is quant) for layer in model.layers]
     hidden = bench_train_steps.HIDDEN
