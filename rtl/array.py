@@ -161,8 +161,8 @@ class TrainingArray(wiring.Component):
         with core.If(self.cmd.valid & bad):
             core.d.sync += self.error.eq(1)
 
-        # Control travels along the anti-diagonals: ctrl[d] reaches the PEs at distance d from
-        # the first PE (row R-1, column 0) one cycle after the operands of the same beat.
+        # Control travels along the anti-diagonals: ctrl[d] is the control of the beat whose operands
+        # are at the PEs at distance d from the first PE (row R-1, column 0) in the same cycle.
         ctrl = [Signal(_BeatControl, name=f"ctrl{d}") for d in range(rows + cols + 1)]
         core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(take & last)]
         core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
@@ -195,8 +195,8 @@ class TrainingArray(wiring.Component):
                     pe.fwd.eq(fwd),
                     pe.signed_b.eq(signed_b),
                     pe.phase.eq(phase),
-                    pe.valid.eq(ctrl[distance + 1].valid),
-                    pe.first.eq(ctrl[distance + 1].first),
+                    pe.valid.eq(ctrl[distance].valid),
+                    pe.first.eq(ctrl[distance].first),
                     pe.capture.eq(ctrl[distance + 2].last),
                     pe.shift.eq(holding[i]),
                 ]

@@ -1,6 +1,6 @@
 """INT4 x INT4 multiply-accumulate processing element (golden.units.int4_mac)."""
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,12 +10,13 @@ from .accumulator import SaturatingAccumulator
 from .params import check_bool, check_int
 
 PRODUCT_SHAPE = signed(8)  # every product lies in -120..120
+ONES = C(0b111111, 6)  # a Booth row's select mask
 
 
 class Int4Mac(wiring.Component):
     """One MAC per cycle: ``acc = saturate(acc + a*b)`` in a W-bit accumulator with sticky overflow.
 
-    Pipeline: product register, then accumulator register. The effect of the inputs of cycle t
+    Pipeline: the product is registered, then added (:class:`rtl.accumulator.SaturatingAccumulator`). The effect of the inputs of cycle t
     is visible on ``acc``/``overflow`` in cycle t + LATENCY.
 
     Parameters
@@ -47,7 +48,7 @@ class Int4Mac(wiring.Component):
         For a ``width`` that is not an int in 8..64 or a ``signed_a`` that is not a bool.
     """
 
-    LATENCY = 2
+    LATENCY = SaturatingAccumulator.LATENCY
 
     def __init__(self, width=FWD_WIDTH, signed_a=False):
         self.width = check_int("width", width, WIDTH_MIN, WIDTH_MAX)
@@ -64,15 +65,39 @@ class Int4Mac(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.accumulator = accumulator = SaturatingAccumulator(self.width, PRODUCT_SHAPE)
-        product = Signal(PRODUCT_SHAPE)
-        valid = Signal()
-        clear = Signal()
-        m.d.sync += [product.eq(self.a * self.b), valid.eq(self.valid), clear.eq(self.clear)]
+        product, carry = booth_product(m, self.a, self.b)
         m.d.comb += [
             accumulator.term.eq(product),
-            accumulator.valid.eq(valid),
-            accumulator.clear.eq(clear),
+            accumulator.carry.eq(carry),
+            accumulator.valid.eq(self.valid),
+            accumulator.clear.eq(self.clear),
             self.acc.eq(accumulator.acc),
             self.overflow.eq(accumulator.overflow),
         ]
         return m
+
+
+def booth_product(m, a, b):
+    """``(p, c)`` with ``a * b == p + c``: a 4-bit ``a`` (signed or unsigned) times a ``signed(4)`` ``b``.
+
+    Radix-4 Booth on ``b``: digits d0 = b0 - 2*b1 and d1 = b1 + b2 - 2*b3 in -2..2 give two rows
+    (0, a or 2a, inverted for a negative digit; each bit a LUT of 4 or 5 inputs) added by one
+    8-bit carry chain. An inverted row lacks its +1: row 1's (+4) enters the chain through its
+    two free low bits and the carry-in, row 0's is returned as ``c`` for the carry-in of the
+    accumulator. ``p`` is ``signed(8)``; logic is added to ``m``'s comb domain.
+    """
+    multiplicand = a.as_signed() if a.shape().signed else a
+    rows = []
+    for k in range(2):
+        low = b[2 * k - 1] if k else C(0, 1)
+        mid, high = b[2 * k], b[2 * k + 1]
+        two = Mux(high, ~(mid | low), mid & low)
+        row = Signal(6)
+        m.d.comb += row.eq(Mux(mid ^ low, multiplicand, Mux(two, multiplicand << 1, 0)) ^ Mux(high, ONES, 0))
+        rows.append(row)
+    # One 8-bit chain: row 0 sign-extended, row 1 shifted by 2 with its +4 in the free low bits
+    # and the carry-in; no operand wider than 8 bits, so that no wider sum appears.
+    product = Signal(PRODUCT_SHAPE)
+    m.d.comb += product.eq(Cat(rows[0], rows[0][5].replicate(2)) + Cat(b[3], b[3], rows[1]) + b[3])
+    negative0 = b[1]
+    return product, negative0

@@ -6,7 +6,9 @@ from amaranth.lib.wiring import In, Out
 
 from golden.units import BWD_WIDTH, FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
 
-from .accumulator import SaturatingAccumulator
+from .accumulator import saturating_sum
+from .fp4 import Fp4Code, is_nonzero, shift_amount
+from .int4_mac import booth_product
 from .params import check_int
 
 
@@ -30,9 +32,9 @@ class ProcessingElement(wiring.Component):
     lower limit 0), so ``shadow.acc >> (W - w)`` is the w-bit saturated sum and ``overflow`` its flag.
     The array descales at its output.
 
-    Timing: operands on ``a``/``b`` in cycle t give the product in t + 1; ``valid``/``first`` of
-    that term are presented in t + 1, the sum is visible to ``capture`` in t + 2 and in ``shadow``
-    from t + 3.
+    Timing: operands on ``a``/``b`` and their ``valid``/``first`` in cycle t (the product is
+    registered with them); the sum including that term is visible to ``capture`` in t + 2 and in
+    ``shadow`` from t + 3.
 
     Parameters
     ----------
@@ -49,7 +51,7 @@ class ProcessingElement(wiring.Component):
         Mode: INT4 x INT4 product and ``fwd_width`` limits when ``fwd``; otherwise FP4 x INT4 with
         TPR phase ``phase`` and ``bwd_width`` limits. Held constant while terms are in flight.
     valid : In(1)
-        Add the product of the previous cycle's operands to the sum.
+        Add the product of this cycle's operands to the sum.
     first : In(1)
         Start a new sum: the previous sum and overflow are dropped, so with ``valid`` the product is
         the new sum's first term.
@@ -97,26 +99,34 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.sync += [self.a_out.eq(self.a), self.b_out.eq(self.b)]
+        operands = Signal(8, reset_less=True)  # one register (one Verilog process) for a_out, b_out
+        m.d.sync += operands.eq(Cat(self.a, self.b))
+        m.d.comb += [self.a_out.eq(operands[:4]), self.b_out.eq(operands[4:])]
 
-        int4_product = self.a * self.b.as_signed()
-        b = Mux(self.signed_b, self.b.as_signed(), self.b)
-        exp, sign = self.a[:3], self.a[3]
-        # Sign and zero applied to the 4-bit operand before the shift take fewer LUTs than on the product.
-        fp4_operand = Mux(exp == 0, 0, Mux(sign, -b, b))
-        # For exp >= 1: 2*exp - 1 - phase == 2*(exp - 1) + (1 - phase).
-        fp4_product = fp4_operand << Cat(~self.phase, (exp - 1)[:3])
-        product = Signal(self.product_shape)
-        m.d.sync += product.eq(Mux(self.fwd, int4_product << self.fwd_scale, fp4_product << self.bwd_scale))
+        # FWD: a * b (Booth, its +1 left for the carry-in); otherwise the FP4 code a shifts b,
+        # inverted for a negative code with the +1 as carry-in (a zero code adds nothing).
+        int4_product, int4_carry = booth_product(m, self.a, self.b.as_signed())
+        code = Fp4Code(self.a)
+        b = Signal(signed(5))
+        m.d.comb += b.eq(Mux(self.signed_b, self.b.as_signed(), self.b))
+        fp4_shifted = Signal(signed(18))
+        m.d.comb += fp4_shifted.eq(b << shift_amount(code, self.phase))
+        fp4_term = Mux(code.sign, ~fp4_shifted, fp4_shifted)
 
-        m.submodules.accumulator = accumulator = SaturatingAccumulator(self.width, self.product_shape)
-        m.d.comb += [
-            accumulator.term.eq(product),
-            accumulator.valid.eq(self.valid),
-            accumulator.clear.eq(self.first),
-        ]
+        # A mode of width w < W adds (x + c) * 2**(W - w): c fills the scaled-away low bits and
+        # enters as carry-in, since (x + c) * 2**s == (x * 2**s + c * (2**s - 1)) + c.
+        def scaled(term, carry, scale):
+            return Cat(carry.replicate(scale), term) if scale else term
+
+        acc, overflow = saturating_sum(
+            m, self.width,
+            Mux(self.fwd, scaled(int4_product, int4_carry, self.fwd_scale).as_signed(),
+                scaled(fp4_term, code.sign, self.bwd_scale).as_signed()),
+            Mux(self.fwd, int4_carry, code.sign),
+            self.valid & (self.fwd | is_nonzero(code)),
+            self.first)
         with m.If(self.capture):
-            m.d.sync += [self.shadow.acc.eq(accumulator.acc), self.shadow.overflow.eq(accumulator.overflow)]
+            m.d.sync += [self.shadow.acc.eq(acc), self.shadow.overflow.eq(overflow)]
         with m.Elif(self.shift):
             m.d.sync += self.shadow.eq(self.shift_in)
         return m

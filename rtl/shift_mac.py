@@ -1,13 +1,13 @@
 """FP4 x INT4 shift-and-add multiply-accumulate processing element (golden.units.shift_mac)."""
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.units import BWD_WIDTH, WIDTH_MAX, WIDTH_MIN
 
 from .accumulator import SaturatingAccumulator
-from .fp4 import Fp4Code
+from .fp4 import Fp4Code, is_nonzero, shift_amount
 from .params import check_bool, check_int
 
 PRODUCT_SHAPE = signed(18)  # |b << 13| <= 15 * 2**13 < 2**17
@@ -48,7 +48,7 @@ class ShiftMac(wiring.Component):
         For a ``width`` that is not an int in 8..64 or a ``signed_b`` that is not a bool.
     """
 
-    LATENCY = 2
+    LATENCY = SaturatingAccumulator.LATENCY
 
     def __init__(self, width=BWD_WIDTH, signed_b=True):
         self.width = check_int("width", width, WIDTH_MIN, WIDTH_MAX)
@@ -66,22 +66,15 @@ class ShiftMac(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.accumulator = accumulator = SaturatingAccumulator(self.width, PRODUCT_SHAPE)
-
-        # For exp >= 1: 2*exp - 1 - phase == 2*(exp - 1) + (1 - phase).
-        shift = Cat(~self.phase, (self.code.exp - 1)[:3])
-        magnitude = self.b << shift
-        product = Signal(PRODUCT_SHAPE)
-        valid = Signal()
-        clear = Signal()
-        m.d.sync += [
-            product.eq(Mux(self.code.exp == 0, 0, Mux(self.code.sign, -magnitude, magnitude))),
-            valid.eq(self.valid),
-            clear.eq(self.clear),
-        ]
+        code = self.code
+        # -x = ~x + 1: the sign inverts the shifted operand and its +1 is the accumulator's carry-in.
+        shifted = Signal(PRODUCT_SHAPE)
+        m.d.comb += shifted.eq(self.b << shift_amount(code, self.phase))
         m.d.comb += [
-            accumulator.term.eq(product),
-            accumulator.valid.eq(valid),
-            accumulator.clear.eq(clear),
+            accumulator.term.eq(Mux(code.sign, ~shifted, shifted)),
+            accumulator.carry.eq(code.sign),
+            accumulator.valid.eq(self.valid & is_nonzero(code)),
+            accumulator.clear.eq(self.clear),
             self.acc.eq(accumulator.acc),
             self.overflow.eq(accumulator.overflow),
         ]

@@ -13,7 +13,7 @@ from .harness import Dut, Harness, delayed, no_reset, past_valid
 
 
 class AccumulatorHarness(Harness):
-    """SaturatingAccumulator: ``acc``/``overflow`` one cycle after the inputs equal the reference."""
+    """SaturatingAccumulator: ``acc``/``overflow`` LATENCY cycles after the inputs equal the reference."""
 
     def __init__(self, width=8, term_width=10, edit=None):
         super().__init__()
@@ -26,7 +26,10 @@ class AccumulatorHarness(Harness):
         self.free_ports(m, self.dut)
         no_reset(m)
         p = self.dut.ports
-        acc, overflow = reference.saturating_sum(m, self.width, p.term, p.valid, p.clear, "ref")
+        stages = SaturatingAccumulator.LATENCY - 1
+        term = delayed(m, p.term, stages, "term") + delayed(m, p.carry, stages, "carry")
+        valid, clear = delayed(m, p.valid, stages, "valid"), delayed(m, p.clear, stages, "clear")
+        acc, overflow = reference.saturating_sum(m, self.width, term, valid, clear, "ref")
         m.d.comb += [Assert(p.acc == acc), Assert(p.overflow == overflow)]
         return m
 
@@ -89,13 +92,14 @@ class PeSumHarness(Harness):
             self.free(m, getattr(p, name), name, const=True)
         m.d.comb += p.capture.eq(1)
 
-        a, b = delayed(m, p.a, 1, "a"), delayed(m, p.b, 1, "b")
+        a, b = delayed(m, p.a, 1, "a"), delayed(m, p.b, 1, "b")   # valid/first come with the operands
+        valid, first = delayed(m, p.valid, 1, "valid"), delayed(m, p.first, 1, "first")
         fwd_term = reference.int4_product(a, b, signed_a=False)
         operand = Signal(signed(5))
         m.d.comb += operand.eq(Mux(p.signed_b, b.as_signed(), b.as_unsigned()))
         bwd_term = reference.shift_product(m, a, p.phase, operand, "ref")
-        fwd_acc, fwd_overflow = reference.saturating_sum(m, self.widths[0], fwd_term, p.valid, p.first, "fwd")
-        bwd_acc, bwd_overflow = reference.saturating_sum(m, self.widths[1], bwd_term, p.valid, p.first, "bwd")
+        fwd_acc, fwd_overflow = reference.saturating_sum(m, self.widths[0], fwd_term, valid, first, "fwd")
+        bwd_acc, bwd_overflow = reference.saturating_sum(m, self.widths[1], bwd_term, valid, first, "bwd")
         width = max(self.widths)
         started = past_valid(m, 1)
         shadow = p.shadow.acc
