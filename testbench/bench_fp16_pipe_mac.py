@@ -1,6 +1,6 @@
 """cocotb bench of Fp16PipeMac (rtl/fp16_pipe_mac.py) against golden.fp16, in the batch wrapper.
 
-The tests are those of :mod:`testbench.bench_fp16_mac` (corner products and sums, ties, overflow
+The tests are those of :mod:`testbench.fp16_mac_bench` (corner products and sums, ties, overflow
 edge, cancellation, random streams with gaps/clears/resets, cycle-by-cycle drive); only the cycle
 model differs. Expected values come only from :func:`golden.fp16.interleaved_mac_sequence`
 (``SUMS`` sums fed in turn, each a :func:`golden.fp16.mac_sequence`); :func:`expected_outputs`
@@ -18,16 +18,8 @@ import numpy as np
 import golden.fp16
 from rtl.fp16_pipe_mac import Fp16PipeMac
 
-from .bench_fp16_mac import (  # noqa: F401  (the tests this module runs)
-    Fp16MacBench,
-    cancellation,
-    corner_products,
-    corner_sums,
-    direct_drive,
-    overflow_edge,
-    random_stream,
-    ties,
-)
+from .fp16_mac_bench import *  # noqa: F403  (the tests this module runs: fp16_mac_bench.__all__)
+from .fp16_mac_bench import Fp16MacBench
 
 LATENCY, SUMS = Fp16PipeMac.LATENCY, Fp16PipeMac.SUMS
 

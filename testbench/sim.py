@@ -2,7 +2,7 @@
 side copies of a unit (stream units: :func:`stream_lanes`; units with plain ports: :func:`port_lanes`)."""
 
 import numpy as np
-from amaranth import Cat, Elaboratable, Module, Signal
+from amaranth import Cat, Elaboratable, Module, Signal, Value
 from amaranth.sim import Simulator
 
 CLOCK_PERIOD = 1e-6
@@ -85,38 +85,6 @@ class StreamCollector:
         return self.received
 
 
-class Lanes(Elaboratable):
-    """Independent copies of one streaming unit, simulated side by side to amortise testbench cost.
-
-    Every testbench ``ctx.set`` settles the whole design, so the inputs of all lanes are driven
-    from one wide ``stimulus`` signal (per lane: payload bits, then ``i.valid``) and every ``o.ready``
-    is held high; ``observed`` concatenates, per lane, ``i.valid``, ``i.ready``, ``o.valid``
-    and the output payload bits.
-    """
-
-    def __init__(self, make_unit, count):
-        self.units = [make_unit() for _ in range(count)]
-        self.in_width = len(self.units[0].i.payload.as_value())
-        self.out_width = len(self.units[0].o.payload.as_value())
-        self.stimulus = Signal(count * (self.in_width + 1))
-        self.observed = Signal(count * (self.out_width + 3))
-
-    def elaborate(self, platform):
-        m = Module()
-        step = self.in_width + 1
-        m.d.comb += self.observed.eq(Cat(*(
-            Cat(unit.i.valid, unit.i.ready, unit.o.valid, unit.o.payload.as_value()) for unit in self.units)))
-        for index, unit in enumerate(self.units):
-            m.submodules[f"lane{index}"] = unit
-            lane = self.stimulus[index * step:(index + 1) * step]
-            m.d.comb += [
-                unit.i.payload.as_value().eq(lane[:self.in_width]),
-                unit.i.valid.eq(lane[self.in_width]),
-                unit.o.ready.eq(1),
-            ]
-        return m
-
-
 def stream_lanes(make_unit, lanes, drain_cycles=8):
     """Push raw payloads through one unit per lane, one per lane per cycle, ``o.ready`` held high.
 
@@ -134,12 +102,14 @@ def stream_lanes(make_unit, lanes, drain_cycles=8):
     list of lists of int
         The raw ``o.payload`` bits each lane produced, in order.
     """
-    harness = Lanes(make_unit, len(lanes))
+    harness = PortLanes(make_unit, len(lanes), ("i.payload", "i.valid", "o.ready"),
+                        ("i.valid", "i.ready", "o.valid", "o.payload"))
+    in_width, out_width = harness.in_widths[0], harness.out_widths[-1]
     lanes = [[int(value) for value in values] for values in lanes]
     outputs = [[] for _ in lanes]
-    in_step, out_step = harness.in_width + 1, harness.out_width + 3
-    valid_bit = 1 << harness.in_width
-    out_mask = (1 << harness.out_width) - 1
+    in_step, out_step = in_width + 2, out_width + 3
+    valid, ready = 1 << in_width, 1 << (in_width + 1)   # i.valid, o.ready (always high)
+    out_mask = (1 << out_width) - 1
 
     async def testbench(ctx):
         sent = [0] * len(lanes)
@@ -147,8 +117,8 @@ def stream_lanes(make_unit, lanes, drain_cycles=8):
         while idle < drain_cycles:
             stimulus = 0
             for index, (values, count) in enumerate(zip(lanes, sent)):
-                if count < len(values):
-                    stimulus |= (values[count] | valid_bit) << (index * in_step)
+                word = values[count] | valid if count < len(values) else 0
+                stimulus |= (word | ready) << (index * in_step)
             ctx.set(harness.stimulus, stimulus)
             _, _, observed = await ctx.tick().sample(harness.observed)
             for index in range(len(lanes)):
@@ -163,16 +133,17 @@ def stream_lanes(make_unit, lanes, drain_cycles=8):
 
 
 class PortLanes(Elaboratable):
-    """Independent copies of a unit with plain ports, driven from one wide ``stimulus`` signal (per
-    lane: the ``inputs`` ports concatenated) and observed through one wide ``observed`` signal (per
-    lane: the ``outputs`` ports concatenated), so that one ``ctx.set`` per cycle drives them all."""
+    """Independent copies of a unit, driven from one wide ``stimulus`` signal (per lane: the
+    ``inputs`` ports concatenated) and observed through one wide ``observed`` signal (per lane: the
+    ``outputs`` ports concatenated), so that one ``ctx.set`` per cycle drives them all. Ports are
+    named by attribute path (``"a"``, ``"i.payload"``); a payload with a data layout counts as its bits."""
 
     def __init__(self, make_unit, count, inputs, outputs):
         self.units = [make_unit() for _ in range(count)]
         self.inputs, self.outputs = tuple(inputs), tuple(outputs)
         unit = self.units[0]
-        self.in_widths = [len(getattr(unit, name)) for name in self.inputs]
-        self.out_widths = [len(getattr(unit, name)) for name in self.outputs]
+        self.in_widths = [len(_port(unit, name)) for name in self.inputs]
+        self.out_widths = [len(_port(unit, name)) for name in self.outputs]
         self.stimulus = Signal(count * sum(self.in_widths))
         self.observed = Signal(count * sum(self.out_widths))
 
@@ -181,9 +152,15 @@ class PortLanes(Elaboratable):
         step = sum(self.in_widths)
         for index, unit in enumerate(self.units):
             m.submodules[f"lane{index}"] = unit
-            m.d.comb += Cat(*(getattr(unit, name) for name in self.inputs)).eq(self.stimulus.word_select(index, step))
-        m.d.comb += self.observed.eq(Cat(*(getattr(unit, name) for unit in self.units for name in self.outputs)))
+            m.d.comb += Cat(*(_port(unit, name) for name in self.inputs)).eq(self.stimulus.word_select(index, step))
+        m.d.comb += self.observed.eq(Cat(*(_port(unit, name) for unit in self.units for name in self.outputs)))
         return m
+
+
+def _port(unit, path):
+    for name in path.split("."):
+        unit = getattr(unit, name)
+    return Value.cast(unit)
 
 
 def port_lanes(make_unit, columns, outputs, cycles):

@@ -3,7 +3,7 @@
 Two broken variants of the generated Verilog must be caught with a complete report (seed, first
 differing vector, its inputs, expected and actual values): products rounded ties-away instead of
 ties-to-even, and sticky flags that come out of reset unknown (X, which only the cycle-by-cycle
-check sees; the batch files are 2-state). The bench's expected outputs (testbench.bench_fp16_mac,
+check sees; the batch files are 2-state). The bench's expected outputs (testbench.fp16_mac_bench,
 built on testbench.mac_model) are checked against the independent cycle model
 golden.fp16.mac_sequence and on hand-worked reset traces, and its directed stimulus classes hit
 the corners they are named after.
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import golden.fp16
-from testbench import bench_fp16_mac as bench
+from testbench import fp16_mac_bench as bench
 from testbench import runner
-from testbench.bench_fp16_mac import LATENCY, expected_outputs
+from testbench.fp16_mac_bench import LATENCY, expected_outputs
 
 SEED = 7
 ONE, TWO, THREE, INF, NAN = 0x3C00, 0x4000, 0x4200, 0x7C00, 0x7E00
