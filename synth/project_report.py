@@ -315,12 +315,15 @@ def train_section(build):
         section.missing = "make train (or make train-quick)"
         return section, {}
     rows = [[f"{r['dataset']}-{r['model']}", r["scheme"], _num(r["epochs"]),
-             f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}" if r.get("acc_mean") is not None else "diverged",
+             (f"{r['acc_mean']:.3f} ± {r['acc_std']:.3f} bpc" if r.get("metric") == "val_bpc"
+              else f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}") if r.get("acc_mean") is not None
+             else "not learning" if r.get("not_learning") else "diverged",
              _num(r.get("gap_to_fp32"), 2), _num(r.get("epoch_time_ratio"), 2)]
             for r in results["rows"]]
     section.paragraphs.append(
         f"{results['mode']} table, seeds {results['seeds']}, finished {_mtime_utc(where / 'results.json')}: "
-        f"test accuracy in % (mean ± std), the gap to FP32 in points, and the epoch time relative to FP32 "
+        f"test accuracy in % (mean ± std; the language model: validation bits per character), the gap to FP32 "
+        f"in points (the language model: in % of FP32's bpc), and the epoch time relative to FP32 "
         f"({where}/results.md).")
     section.tables.append(Table(["dataset-model", "scheme", "epochs", "test acc %", "gap to FP32",
                                  "epoch time vs FP32"], rows, "llrrrr"))

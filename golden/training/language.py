@@ -384,7 +384,7 @@ def _progress(total, desc, enabled):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m golden.training.language", description=__doc__.split("\n")[0])
     parser.add_argument("--scheme", choices=tuple(SCHEMES), required=True)
-    parser.add_argument("--epochs", type=positive_int, required=True, help="the accuracy table uses 2")
+    parser.add_argument("--epochs", type=positive_int, required=True, help="the accuracy table uses 1")
     parser.add_argument("--seed", type=_non_negative_int, default=0)
     parser.add_argument("--batch-size", type=positive_int, help=f"windows of {CONTEXT} characters (default 16)")
     parser.add_argument("--json", action="store_true", help="print the run's result as JSON on stdout")

@@ -39,7 +39,7 @@ class Entry(NamedTuple):
     schemes: tuple
 
 
-LM_EPOCHS = 2
+LM_EPOCHS = 1
 # Ablations on one MLP and one CNN (one per dataset), all-4-bit everywhere: about 1,350 CPU seconds,
 # 11-12 minutes on 2 free cores (batch size and learning rate: golden.training.train.DEFAULTS).
 FULL = (
@@ -140,7 +140,8 @@ def summarize(results):
                "acc_std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0 if acc else None,
                "epoch_seconds": float(np.mean([r["epoch_seconds"] for r in done])) if done else None,
                "epoch_cpu_seconds": float(np.mean([r["epoch_cpu_seconds"] for r in done])) if done else None,
-               "wall_seconds": float(sum(r.get("wall_seconds", 0.0) for r in runs))}
+               "wall_seconds": float(sum(r.get("wall_seconds", 0.0) for r in runs)),
+               "invalid_blocks": int(sum(r.get("invalid_blocks", 0) for r in runs))}
         rows.append(row)
     by_key = {(r["dataset"], r["model"], r["scheme"]): r for r in rows}
     ratios, timed = {}, []
@@ -199,6 +200,10 @@ def markdown(rows, targets, meta):
         lines.append(f"| {r['dataset']} | {r['model']} | {r['scheme']} | {r['epochs']} | {acc} | "
                      f"{gap if r['scheme'] != 'fp32' else ''} | "
                      f"{_fmt(r['epoch_cpu_seconds'], '.2f')} | {_fmt(r.get('epoch_time_ratio'), '.2f', '')} |")
+    block_rows = [r for r in rows if SCHEMES[r["scheme"]].block_format]
+    if block_rows:
+        lines += ["", f"Invalid (NaN/Inf) MXFP4/NVFP4 blocks over all block-scaled runs: "
+                      f"{sum(r['invalid_blocks'] for r in block_rows)}."]
     lines += ["", "## Targets", ""]
     for t in targets:
         unit = "%" if "bits per character" in t["what"] else " points"
