@@ -47,6 +47,26 @@ def shift_product(codes, phase, b, signed_b=True):
     return fp4.code_multiplier(codes, phase) * int4_operand("b", b, signed_b)
 
 
+#: Bit position of the second 4-bit operand in the packed operand of :func:`int4_pair_products`.
+PAIR_SHIFT = 8
+
+
+def int4_pair_products(a0, a1, b, signed_a=True):
+    """The products ``a0*b`` and ``a1*b`` from one multiply, as a DSP-packed pair of MACs forms them.
+
+    P = (a0 + a1 * 2**8) * b. Every INT4 product lies in -120..120, so the low 8 bits of P read as
+    two's complement are a0*b exactly; P >> 8 (floor) is a1*b minus 1 when that low part is
+    negative (the borrow), which the hardware adds back as the carry-in of the second sum.
+    Returns ``(p0, p1)`` as int64 arrays; equal to ``int4_product`` of each operand.
+    """
+    a0 = int4_operand("a0", a0, signed_a)
+    a1 = int4_operand("a1", a1, signed_a)
+    packed = (a0 + a1 * (1 << PAIR_SHIFT)) * int4_operand("b", b, True)
+    half = 1 << (PAIR_SHIFT - 1)
+    low = ((packed + half) & ((1 << PAIR_SHIFT) - 1)) - half
+    return low, (packed >> PAIR_SHIFT) + (low < 0)
+
+
 def saturate(value, width):
     """Clamp to the W-bit two's-complement range; returns ``(clamped, changed)``."""
     lo, hi = acc_limits(width)

@@ -13,6 +13,7 @@ from .fp16_mac import Fp16Mac
 from .fp16_pipe_mac import Fp16PipeMac
 from .grad_scale import GradScaleUnit
 from .int4_mac import Int4Mac
+from .int4_mac_pair_dsp import Int4MacPairDsp
 from .radix4_quantizer import Radix4Quantizer
 from .shift_mac import ShiftMac
 from .training_core import TrainingCore
@@ -20,6 +21,7 @@ from .training_core import TrainingCore
 #: Unit name -> component factory (keyword parameters only).
 UNITS = {
     "int4_mac": Int4Mac,
+    "int4_mac_pair_dsp": Int4MacPairDsp,   # two MACs on one hard multiplier
     "shift_mac": ShiftMac,
     "radix4_quantizer": Radix4Quantizer,
     "grad_scale": GradScaleUnit,
@@ -32,6 +34,7 @@ UNITS = {
 _CONFIGURATIONS = [
     ("int4_mac", {"width": 24, "signed_a": False}),   # forward GEMM: PACT codes x SAWB codes
     ("int4_mac", {"width": 24, "signed_a": True}),
+    ("int4_mac_pair_dsp", {"width": 24, "signed_a": False}),
     ("shift_mac", {"width": 32, "signed_b": True}),   # dX = dY . W^T: weight codes are signed
     ("shift_mac", {"width": 32, "signed_b": False}),  # dW = X^T . dY: activation codes are unsigned
     ("radix4_quantizer", {}),

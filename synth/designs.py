@@ -10,7 +10,7 @@ import fnmatch
 from dataclasses import dataclass, field
 
 #: Units doing one multiply-accumulate per cycle.
-PE_UNITS = ("int4_mac", "shift_mac", "fp16_mac", "fp16_pipe_mac")
+PE_UNITS = ("int4_mac", "int4_mac_pair_dsp", "shift_mac", "fp16_mac", "fp16_pipe_mac")
 #: The FP16 PEs; the headline compares against the one with the most MAC/s per LUT.
 BASELINE_UNITS = ("fp16_mac", "fp16_pipe_mac")
 ARRAY_UNIT = "training_array"

@@ -59,6 +59,12 @@ BENCHES = {
         long=({"width": 24, "signed_a": False}, {"width": 24, "signed_a": True},
               {"width": 8, "signed_a": False}, {"width": 64, "signed_a": True}),
     ),
+    "int4_mac_pair_dsp": Bench(
+        "int4_mac_pair_dsp", "testbench.bench_int4_mac_pair_dsp", lanes=LANES, depth=16384,
+        quick=({"width": 24, "signed_a": False}, {"width": 8, "signed_a": True}),
+        long=({"width": 24, "signed_a": False}, {"width": 24, "signed_a": True},
+              {"width": 8, "signed_a": False}, {"width": 64, "signed_a": True}),
+    ),
     "shift_mac": Bench(
         "shift_mac", "testbench.bench_shift_mac", lanes=LANES, depth=16384,
         quick=({"width": 32, "signed_b": True}, {"width": 8, "signed_b": False}),

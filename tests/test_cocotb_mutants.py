@@ -1,6 +1,8 @@
 """The benches can fail: deliberately broken variants of the units must be caught, with a report
 that names the seed, the first differing vector, its inputs, expected and actual values."""
 
+import re
+
 import pytest
 
 from testbench import runner
@@ -28,6 +30,28 @@ def ties_toward_zero(verilog):
         raise AssertionError(f"mutation site {site!r} found {verilog.count(site)} times in the generated "
                              "Verilog; update this mutant to the current rtl/radix4_quantizer.py")
     return verilog.replace(site, "= frac[1];")
+
+
+def pair_without_borrow(verilog):
+    """Int4MacPairDsp mutant: lane 1 drops the borrow of the packed product's low half.
+
+    Lane 1's accumulator registers its carry-in, the sign bit of the low product, as
+    ``valid_term & <port> [0]`` (Yosys passes it as bit 0 of a port); registering 0 instead makes
+    a1*b one too small whenever a0*b is negative.
+    """
+    site = re.compile(r"= valid_term & (\\port\$\d+\$\d+ )\[0\];")
+    if len(site.findall(verilog)) != 1:
+        raise AssertionError(f"mutation site {site.pattern!r} found {len(site.findall(verilog))} times in the "
+                             "generated Verilog; update this mutant to the current rtl/int4_mac_pair_dsp.py")
+    return site.sub("= 1'h0;", verilog)
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", runner.SIMULATORS)
+def test_pair_without_borrow_is_caught(sim):
+    target = runner.Target(sim, "int4_mac_pair_dsp", {"width": 24, "signed_a": False},
+                           runner.Mutant("without_borrow", pair_without_borrow))
+    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="exhaustive_pairs"))
 
 
 @pytest.mark.cocotb

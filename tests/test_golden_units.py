@@ -34,6 +34,16 @@ def test_int4_mac_exhaustive_single_step():
     assert np.array_equal(flag, a * b > 0)
 
 
+@pytest.mark.parametrize("signed_a", [False, True])
+def test_int4_pair_products_exhaustive(signed_a):
+    """The packed multiply of a DSP pair gives both exact products for every (a0, a1, b)."""
+    a_values = np.arange(-8, 8) if signed_a else np.arange(16)
+    a0, a1, b = (v.ravel() for v in np.meshgrid(a_values, a_values, np.arange(-8, 8), indexing="ij"))
+    p0, p1 = units.int4_pair_products(a0, a1, b, signed_a)
+    assert np.array_equal(p0, a0 * b) and np.array_equal(p1, a1 * b)
+    assert ((a0 + a1 * 256) * b == p0 + 256 * p1).all()  # a hand-checkable identity of the packing
+
+
 def test_shift_mac_exhaustive_against_decode():
     codes, b = np.meshgrid(np.arange(16), np.arange(-8, 8))
     for phase in (0, 1):
