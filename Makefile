@@ -23,13 +23,18 @@ all: tools
 	@$(MAKE) --no-print-directory flow-train
 	@$(MAKE) --no-print-directory report
 
-# $(call stage,name,command): a banner, the command, its wall time in build/stages/<name>.json;
+# $(call stage,name,command): a banner, the command, its wall time and the CPU time of its processes
+# (bash's `times`: wall time on a shared machine varies, CPU time hardly) in build/stages/<name>.json;
 # a failing stage stops the flow with its name (the results of earlier stages stay in build/).
 define stage
 	@echo "== fourbit [$(1)] $(2)"; mkdir -p build/stages; start=$$(date +%s%N); \
 	$(3) || { rc=$$?; echo "fourbit: stage '$(1)' failed (exit $$rc); earlier results are kept in build/" >&2; exit $$rc; }; \
 	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
-	printf '{"stage": "%s", "seconds": %d.%03d}\n' $(1) $$((ms / 1000)) $$((ms % 1000)) > build/stages/$(1).json
+	times > build/stages/$(1).times; \
+	cpu=$$(awk 'NR == 2 { split($$0, t, /[ms ]+/); printf "%.1f", 60 * t[1] + t[2] + 60 * t[3] + t[4] }' build/stages/$(1).times); \
+	rm -f build/stages/$(1).times; \
+	printf '{"stage": "%s", "seconds": %d.%03d, "cpu_seconds": %s}\n' $(1) $$((ms / 1000)) $$((ms % 1000)) $$cpu > build/stages/$(1).json; \
+	echo "== fourbit [$(1)] done: $$((ms / 1000)) s wall, $$cpu s CPU"
 endef
 
 # The venv gets the exact versions of constraints.txt (what the figures in the README came from).

@@ -78,16 +78,19 @@ def _mtime_utc(path):
 
 def stages_section(build):
     files = {p.stem: p for p in sorted((build / "stages").glob("*.json"))}
-    times = {name: _load(path)["seconds"] for name, path in files.items()}
-    section = Section("Stages", ["Wall time of each stage of the last run of that stage on this machine "
-                                 f"({os.cpu_count()} cores), and when it finished; stages outside the "
-                                 "default flow (`make synth-large`, `make sweep`, ...) keep their last results."])
+    records = {name: _load(path) for name, path in files.items()}
+    times = {name: record["seconds"] for name, record in records.items()}
+    section = Section("Stages", [
+        f"Wall time of the last run of each stage on this machine ({os.cpu_count()} cores), the CPU time of "
+        "its processes (what a shared machine does not change much), and when it finished; stages outside "
+        "the default flow (`make synth-large`, `make sweep`, ...) keep their last results."])
     if not times:
         section.missing = "make"
         return section, {}
     ordered = [s for s in STAGES if s in times] + sorted(set(times) - set(STAGES))
-    section.tables.append(Table(["stage", "wall seconds", "finished"],
-                                [[s, _num(times[s]), _mtime_utc(files[s])] for s in ordered], "lrl"))
+    section.tables.append(Table(["stage", "wall seconds", "CPU seconds", "finished"],
+                                [[s, _num(times[s]), _num(records[s].get("cpu_seconds")), _mtime_utc(files[s])]
+                                 for s in ordered], "lrrl"))
     return section, times
 
 

@@ -25,11 +25,17 @@ class PlaceRun:
         return f"{self.module}/{self.target}/{self.mapping}/{self.seed}"
 
 
+#: Approximate LUT-equivalents of each unit (an array: per PE) on ECP5, from the synthesis report.
+#: Place-and-route time grows with the design, so they order a first run, before
+#: build/synth/times.json holds measured times.
+EXPECTED_LUTS = {"fp16_mac": 1000, "fp16_pipe_mac": 1500, "shift_mac": 240, "int4_mac": 160,
+                 designs_mod.ARRAY_UNIT: 300}
+
+
 def estimated_seconds(run):
-    """Rough relative cost of a run never measured: arrays grow with their PE count."""
-    size = run.design.macs_per_cycle or 1
-    family = flow.TARGETS[run.target].family
-    return size * (2.0 if run.design.array_size else 1.0) * (1.5 if family == "ecp5" else 1.0)
+    """Relative cost of a run never measured: its expected size, more on ECP5 than on iCE40."""
+    luts = EXPECTED_LUTS.get(run.design.unit, 200) * (run.design.macs_per_cycle if run.design.array_size else 1)
+    return luts * (1.5 if flow.TARGETS[run.target].family == "ecp5" else 1.0)
 
 
 def place(run):

@@ -51,8 +51,10 @@ def test_fast_flow_runs_every_stage_and_writes_the_report(flow):
     build = tree / "build"
     for stage in ("selfcheck", "verilog", "sim", "synth", "report"):
         assert f"== fourbit [{stage}]" in result.stdout, f"no banner for stage {stage}"
-        seconds = json.loads((build / "stages" / f"{stage}.json").read_text())["seconds"]
-        assert seconds > 0, stage
+        record = json.loads((build / "stages" / f"{stage}.json").read_text())
+        assert record["seconds"] > 0 and record["cpu_seconds"] >= 0, stage
+        assert f"== fourbit [{stage}] done: " in result.stdout
+    assert json.loads((build / "stages" / "sim.json").read_text())["cpu_seconds"] > 1   # Verilator builds
     assert "== fourbit [train] skipped (FAST=1)" in result.stdout
     assert (build / "verilog" / "manifest.json").is_file()
 

@@ -94,10 +94,11 @@ def test_a_failed_run_and_differing_weights_are_reported(tmp_path):
 
 def test_stages_outside_the_default_flow_show_their_date(tmp_path):
     build = _build(tmp_path)
-    _write(build / "stages" / "synth-large.json", {"stage": "synth-large", "seconds": 450.0})
+    _write(build / "stages" / "synth-large.json", {"stage": "synth-large", "seconds": 450.0, "cpu_seconds": 440.5})
     text = project_report.write(build)[0][0].read_text()
     date = project_report._mtime_utc(build / "stages" / "synth-large.json")
-    assert f"| synth-large | 450.0 | {date} |" in text
+    assert f"| synth-large | 450.0 | 440.5 | {date} |" in text
+    assert "| sim | 12.5 | - |" in text          # written before CPU time was recorded
     assert "Not run yet: `make sweep`." in text
 
 
