@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 #: Units doing one multiply-accumulate per cycle.
 PE_UNITS = ("int4_mac", "int4_mac_pair_dsp", "shift_mac", "fp16_mac", "fp16_pipe_mac")
+#: PE units doing more than one multiply-accumulate per cycle.
+MACS_PER_CYCLE = {"int4_mac_pair_dsp": 2}
 #: The FP16 PEs; the headline compares against the one with the most MAC/s per LUT.
 BASELINE_UNITS = ("fp16_mac", "fp16_pipe_mac")
 ARRAY_UNIT = "training_array"
@@ -92,7 +94,8 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
     for unit in BASELINE_UNITS:
         if unit in generate.UNITS and all(name != unit for name, _ in configurations):
             configurations.append((unit, {}))
-    designs = [Design(name, params, ALL_RUNS, macs_per_cycle=1 if name in PE_UNITS else None,
+    designs = [Design(name, params, ALL_RUNS,
+                      macs_per_cycle=MACS_PER_CYCLE.get(name, 1) if name in PE_UNITS else None,
                       headline=name in PE_UNITS)
                for name, params in configurations]
     if ARRAY_UNIT in generate.UNITS:

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
-TINY = ["FAST=1", "SIM=verilator", "UNIT=int4_mac", "SYNTH_ARGS=--designs int4_mac* training_array*"]
+TINY = ["FAST=1", "SIM=verilator", "UNIT=int4_mac", "SYNTH_ARGS=--designs int4_mac__* training_array*"]
 
 pytestmark = pytest.mark.cocotb
 
