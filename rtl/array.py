@@ -10,11 +10,11 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from golden.fp4 import S_MAX
-from golden.tiling import K_MAX, SIZE_MAX, SIZE_MIN, Mode
+from golden.tiling import K_MAX, SIZE_MAX, SIZE_MIN
 from golden.units import BWD_WIDTH, FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
 
+from .array_pe import FourBitPe, Fp16Pe
 from .params import check_int
-from .pe import ProcessingElement
 
 SCALE_SHAPE = signed(S_MAX.bit_length() + 1)  # the scale exponent range -32..31
 CommandLayout = data.StructLayout({"mode": 2, "k": K_MAX.bit_length(), "s": SCALE_SHAPE})
@@ -33,15 +33,9 @@ def pack_command(mode, k, s):
 
 
 def output_layout(rows, cols, width):
-    """One output beat: a row of ``cols`` accumulators with flags, its row index and tile metadata."""
-    return data.StructLayout({
-        "acc": data.ArrayLayout(signed(width), cols),
-        "overflow": data.ArrayLayout(1, cols),
-        "row": range(rows),
-        "last": 1,
-        "mode": 2,
-        "s": SCALE_SHAPE,
-    })
+    """One output beat of the 4-bit array: a row of ``cols`` accumulators with flags, its row index
+    and tile metadata."""
+    return FourBitPe(width, width).output_layout(rows, cols, SCALE_SHAPE)
 
 
 class TrainingArray(wiring.Component):
@@ -102,22 +96,25 @@ class TrainingArray(wiring.Component):
     LATENCY = None
 
     def __init__(self, rows=8, cols=8, fwd_width=FWD_WIDTH, bwd_width=BWD_WIDTH):
+        fwd_width = check_int("fwd_width", fwd_width, WIDTH_MIN, WIDTH_MAX)
+        bwd_width = check_int("bwd_width", bwd_width, WIDTH_MIN, WIDTH_MAX)
+        self.width = max(fwd_width, bwd_width)
+        self._setup(rows, cols, FourBitPe(fwd_width, bwd_width))
+
+    def _setup(self, rows, cols, pe):
+        """Size, PE kind (:mod:`rtl.array_pe`), timing and signature; the array is the same for every PE."""
         self.rows = check_int("rows", rows, SIZE_MIN, SIZE_MAX)
         self.cols = check_int("cols", cols, SIZE_MIN, SIZE_MAX)
-        self._pe_params = {
-            "fwd_width": check_int("fwd_width", fwd_width, WIDTH_MIN, WIDTH_MAX),
-            "bwd_width": check_int("bwd_width", bwd_width, WIDTH_MIN, WIDTH_MAX),
-        }
-        self.width = max(fwd_width, bwd_width)
+        self.pe = pe
         #: Cycles from taking the last beat of a tile to its first output row (without stalls).
-        self.latency = rows + cols + 2
+        self.latency = rows + cols + pe.sum_latency
         #: Minimum distance in cycles between the last beats of consecutive tiles.
         self.tile_period = rows + cols - 1
         super().__init__({
             "cmd": In(stream.Signature(CommandLayout)),
-            "a": In(stream.Signature(data.ArrayLayout(4, rows))),
-            "b": In(stream.Signature(data.ArrayLayout(4, cols))),
-            "o": Out(stream.Signature(output_layout(rows, cols, self.width))),
+            "a": In(stream.Signature(data.ArrayLayout(pe.operand_width, rows))),
+            "b": In(stream.Signature(data.ArrayLayout(pe.operand_width, cols))),
+            "o": Out(stream.Signature(pe.output_layout(rows, cols, SCALE_SHAPE))),
             "error": Out(1),
         })
 
@@ -162,8 +159,10 @@ class TrainingArray(wiring.Component):
             core.d.sync += self.error.eq(1)
 
         # Control travels along the anti-diagonals: ctrl[d] is the control of the beat whose operands
-        # are at the PEs at distance d from the first PE (row R-1, column 0) in the same cycle.
-        ctrl = [Signal(_BeatControl, name=f"ctrl{d}") for d in range(rows + cols + 1)]
+        # are at the PEs at distance d from the first PE (row R-1, column 0) in the same cycle;
+        # a PE's sum holds that beat's term sum_latency cycles later.
+        lag = self.pe.sum_latency
+        ctrl = [Signal(_BeatControl, name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
         core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(take & last)]
         core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
 
@@ -175,15 +174,15 @@ class TrainingArray(wiring.Component):
         holding = Signal(rows)
         row = Signal(range(rows))
         tile = Signal(_TileLayout)
-        start = ctrl[rows + cols].last  # the last PE (row 0, column C-1) captures
+        start = ctrl[rows + cols - 2 + lag].last  # the last PE (row 0, column C-1) captures
         m.d.comb += meta.r_en.eq(start & advance)
         with core.If(start):
             core.d.sync += [holding.eq(-1), row.eq(0), tile.eq(meta.r_data)]
         with core.Elif(holding[0]):
             core.d.sync += [holding.eq(holding >> 1), row.eq(row + 1)]
 
-        fwd, signed_b, phase = mode == Mode.FWD, mode != Mode.BWD_WEIGHT, mode == Mode.BWD_WEIGHT
-        pes = [[ProcessingElement(**self._pe_params) for _ in range(cols)] for _ in range(rows)]
+        mode_inputs = self.pe.mode_inputs(mode)
+        pes = [[self.pe.build() for _ in range(cols)] for _ in range(rows)]
         for i in range(rows):
             for j in range(cols):
                 pe = pes[i][j]
@@ -192,18 +191,15 @@ class TrainingArray(wiring.Component):
                 core.d.comb += [
                     pe.a.eq(a_lanes[i] if j == 0 else pes[i][j - 1].a_out),
                     pe.b.eq(b_lanes[j] if i == rows - 1 else pes[i + 1][j].b_out),
-                    pe.fwd.eq(fwd),
-                    pe.signed_b.eq(signed_b),
-                    pe.phase.eq(phase),
+                    *(getattr(pe, name).eq(value) for name, value in mode_inputs.items()),
                     pe.valid.eq(ctrl[distance].valid),
                     pe.first.eq(ctrl[distance].first),
-                    pe.capture.eq(ctrl[distance + 2].last),
+                    pe.capture.eq(ctrl[distance + lag].last),
                     pe.shift.eq(holding[i]),
                 ]
                 if i < rows - 1:
                     core.d.comb += pe.shift_in.eq(pes[i + 1][j].shadow)
 
-        fwd_out = tile.mode == Mode.FWD
         m.d.comb += [
             self.o.valid.eq(holding[0]),
             self.o.payload.row.eq(row),
@@ -212,10 +208,7 @@ class TrainingArray(wiring.Component):
             self.o.payload.s.eq(tile.s),
         ]
         for j, pe in enumerate(pes[0]):
-            m.d.comb += [
-                self.o.payload.acc[j].eq(Mux(fwd_out, pe.shadow.acc >> pe.fwd_scale, pe.shadow.acc >> pe.bwd_scale)),
-                self.o.payload.overflow[j].eq(pe.shadow.overflow),
-            ]
+            m.d.comb += [self.o.payload[name][j].eq(value) for name, value in self.pe.outputs(pe.shadow, tile.mode).items()]
         return m
 
     def timing(self, commands):
@@ -245,3 +238,23 @@ class TrainingArray(wiring.Component):
             module.d.sync += delayed.eq(value)
             value = delayed
         return value
+
+
+class Fp16TrainingArray(TrainingArray):
+    """The same array with IEEE binary16 PEs (:class:`rtl.fp16_array_pe.Fp16ProcessingElement`).
+
+    Everything in :class:`TrainingArray` holds with these differences: operand lanes are
+    binary16 bit patterns (16 bits), the output beat carries per column the binary16 sum ``acc``
+    with its sticky ``invalid`` and ``overflow`` flags (:mod:`golden.fp16`'s conventions), the
+    three modes run the same FP16 GEMM (the mode still orders the tiles and travels to the output
+    beats, as does ``s``), and the latency is one cycle longer (the product takes two cycles).
+    golden.fp16_tiling models the numerics and the beats.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array size R, C (2..32).
+    """
+
+    def __init__(self, rows=8, cols=8):
+        self._setup(rows, cols, Fp16Pe())

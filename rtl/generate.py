@@ -8,7 +8,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from . import tools
-from .array import TrainingArray
+from .array import Fp16TrainingArray, TrainingArray
 from .fp16_mac import Fp16Mac
 from .fp16_pipe_mac import Fp16PipeMac
 from .grad_scale import GradScaleUnit
@@ -28,6 +28,7 @@ UNITS = {
     "fp16_mac": Fp16Mac,
     "fp16_pipe_mac": Fp16PipeMac,   # the FP16 baseline at full clock: interleaved sums
     "training_array": TrainingArray,
+    "fp16_array": Fp16TrainingArray,  # the same array with binary16 PEs: the 16-bit training baseline
     "training_core": TrainingCore,   # array + quantizer + GradScale: the top of the training-steps bench
 }
 

@@ -176,7 +176,7 @@ class ArrayDriver:
         ``commands`` replaces the raw command payloads (e.g. with bad commands inserted, which take
         no beats). Fails when the rows do not all arrive in time or a surplus row follows.
         """
-        packed, a_beats, b_beats = commands_and_beats(tiles)
+        packed, a_beats, b_beats = self.payloads(tiles)
         commands = packed if commands is None else commands
         expected = len(tiles) * self.rows
         rng, clock = self.ctx.rng, CycleCounter()
@@ -191,6 +191,10 @@ class ArrayDriver:
         beats = [self._decode(n, bits) for n, bits in enumerate(received)]
         self.scoreboard.check(tiles, beats)
         return Transfers(beats, out.cycles, a.cycles, cmd.cycles, out.cycles[-1] + 1 if out.cycles else 0)
+
+    def payloads(self, tiles):
+        """Raw (commands, A beats, B beats) of ``tiles``."""
+        return commands_and_beats(tiles)
 
     async def gemm(self, mode, a, b, s=0):
         """The GEMM ``a @ b`` of ``mode`` on the array; returns golden.units.Accumulated (int64, bool).

@@ -1,0 +1,93 @@
+"""The seam between the training array and its processing elements: what the array needs of a PE.
+
+:class:`rtl.array.TrainingArray` owns the dataflow (operand skew, control along the
+anti-diagonals, back-pressure, the shadow drain); a :class:`PeKind` says what differs between
+number formats (docs/architecture.md, "The PE seam"):
+
+* ``operand_width``: bits of one A lane and one B lane (one operand each);
+* ``sum_latency``: a PE gets its operands together with their ``valid`` / ``first`` in cycle t;
+  the sum including that term is visible to ``capture`` in t + ``sum_latency``;
+* ``build()``: one PE with the ports ``a``, ``b``, ``valid``, ``first``, ``capture``, ``shift``,
+  ``shift_in``, ``a_out``, ``b_out``, ``shadow`` (:class:`rtl.pe.ProcessingElement` documents them)
+  and, optionally, mode inputs driven from the tile's mode (:meth:`PeKind.mode_inputs`);
+* ``output_layout(rows, cols)``: the array's output beat, one array per shadow field plus ``row``,
+  ``last``, ``mode``, ``s``;
+* ``outputs(shadow, mode)``: the value of each output field from a shadow and the tile's mode
+  (the descale of a scaled accumulator happens here, once per column).
+"""
+
+from amaranth import Mux, signed
+from amaranth.lib import data
+
+from golden.tiling import Mode
+
+from .fp16_array_pe import Fp16ProcessingElement
+from .pe import ProcessingElement
+
+
+class PeKind:
+    """Base of the PE kinds: the attributes and methods the array uses (see the module docstring)."""
+
+    operand_width = None
+    sum_latency = None
+
+    def build(self):
+        raise NotImplementedError
+
+    def mode_inputs(self, mode):
+        """PE input name -> value for a tile mode ``mode`` (a 2-bit Value); none by default."""
+        return {}
+
+    def output_fields(self, cols):
+        """Output-beat fields before ``row``/``last``/``mode``/``s``: name -> shape."""
+        raise NotImplementedError
+
+    def outputs(self, shadow, mode):
+        """Output field name -> value of one column from its PE's ``shadow`` and the tile ``mode``."""
+        raise NotImplementedError
+
+    def output_layout(self, rows, cols, scale_shape):
+        return data.StructLayout({**self.output_fields(cols), "row": range(rows), "last": 1, "mode": 2,
+                                  "s": scale_shape})
+
+
+class FourBitPe(PeKind):
+    """The 3-mode INT4 / FP4 x INT4 PE with scaled accumulators (:class:`rtl.pe.ProcessingElement`)."""
+
+    operand_width = 4
+    sum_latency = 2
+
+    def __init__(self, fwd_width, bwd_width):
+        self.fwd_width, self.bwd_width = fwd_width, bwd_width
+        self.width = max(fwd_width, bwd_width)
+
+    def build(self):
+        return ProcessingElement(fwd_width=self.fwd_width, bwd_width=self.bwd_width)
+
+    def mode_inputs(self, mode):
+        return {"fwd": mode == Mode.FWD, "signed_b": mode != Mode.BWD_WEIGHT, "phase": mode == Mode.BWD_WEIGHT}
+
+    def output_fields(self, cols):
+        return {"acc": data.ArrayLayout(signed(self.width), cols), "overflow": data.ArrayLayout(1, cols)}
+
+    def outputs(self, shadow, mode):
+        fwd_scale, bwd_scale = self.width - self.fwd_width, self.width - self.bwd_width
+        return {"acc": Mux(mode == Mode.FWD, shadow.acc >> fwd_scale, shadow.acc >> bwd_scale),
+                "overflow": shadow.overflow}
+
+
+class Fp16Pe(PeKind):
+    """The IEEE binary16 PE (:class:`rtl.fp16_array_pe.Fp16ProcessingElement`); the mode is not used."""
+
+    operand_width = 16
+    sum_latency = Fp16ProcessingElement.SUM_LATENCY
+
+    def build(self):
+        return Fp16ProcessingElement()
+
+    def output_fields(self, cols):
+        return {"acc": data.ArrayLayout(16, cols), "invalid": data.ArrayLayout(1, cols),
+                "overflow": data.ArrayLayout(1, cols)}
+
+    def outputs(self, shadow, mode):
+        return {"acc": shadow.acc, "invalid": shadow.invalid, "overflow": shadow.overflow}
