@@ -18,16 +18,21 @@ from collections import Counter
 from typing import NamedTuple
 
 import numpy as np
+from cocotb.clock import Clock
 from cocotb.task import resume
+from cocotb.triggers import ClockCycles
 
 from golden import tiling
 from golden.tiling import Mode
 from rtl.array import output_layout
 
 from .payloads import commands_and_beats
+from .stream_bench import PERIOD_NS
 from .streams import StreamSink, StreamSource, transfer
 
 SHOWN_BEATS = 48           # operand beats printed per lane in a failure report
+K_RANDOM_MAX = 300
+RATES = [(1.0, 1.0), (0.7, 0.6), (0.9, 0.3), (0.5, 1.0)]   # (valid_rate, ready_rate) of a run
 
 
 class CycleCounter:
@@ -264,3 +269,40 @@ class ArrayBackend:
     def _check_width(width, array_width, mode):
         if width != array_width:
             raise ValueError(f"width must be the array's {mode} accumulator width {array_width}, got {width!r}")
+
+
+class ArrayBench:
+    """Clock and reset of the array as the simulation top; :class:`ArrayDriver` runs the GEMMs."""
+
+    def __init__(self, dut, ctx):
+        self.dut, self.ctx = dut, ctx
+        self.rows, self.cols = ctx.params["rows"], ctx.params["cols"]
+
+    async def start(self):
+        """Clock and reset with every stream idle."""
+        Clock(self.dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
+        await self.reset()
+
+    async def reset(self, cycles=2):
+        for port in ("cmd", "a", "b"):
+            getattr(self.dut, f"{port}__valid").value = 0
+        self.dut.o__ready.value = 0
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles)
+        self.dut.rst.value = 0
+
+    def driver(self, valid_rate=1.0, ready_rate=1.0):
+        return ArrayDriver(self.dut, self.ctx, valid_rate, ready_rate)
+
+
+def random_size(rng, lanes):
+    """A GEMM dimension that is not a multiple of ``lanes``: 0..2 full tiles plus 1..lanes-1."""
+    return lanes * int(rng.integers(0, 3)) + int(rng.integers(1, lanes))
+
+
+def random_depth(rng):
+    """K: 1, small, or up to K_RANDOM_MAX (mostly not a power of two)."""
+    pick = rng.random()
+    if pick < 0.15:
+        return 1
+    return int(rng.integers(2, 24)) if pick < 0.45 else int(rng.integers(24, K_RANDOM_MAX + 1))

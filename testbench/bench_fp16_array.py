@@ -17,8 +17,7 @@ from golden.tiling import Mode
 from rtl.array import SCALE_SHAPE, pack_command
 from rtl.array_pe import Fp16Pe
 
-from .array_driver import ArrayDriver
-from .bench_training_array import RATES, ArrayBench, random_depth, random_size
+from .array_driver import RATES, ArrayBench, ArrayDriver, random_depth, random_size
 from .checks import bench_test
 
 RANDOM_GEMMS = {"quick": 9, "full": 45, "long": 120}

@@ -15,46 +15,18 @@ import json
 import os
 
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from golden import tiling, units
 from golden.tiling import Mode
 from rtl.array import pack_command
 
-from .array_driver import ArrayDriver, assemble
+from .array_driver import RATES, ArrayBench, assemble, random_depth, random_size
 from .checks import bench_test
-from .stream_bench import PERIOD_NS
 
 RANDOM_GEMMS = {"quick": 12, "full": 60, "long": 150}
-K_RANDOM_MAX = 300
-RATES = [(1.0, 1.0), (0.7, 0.6), (0.9, 0.3), (0.5, 1.0)]   # (valid_rate, ready_rate) of a run
 SATURATION_BEATS = {"quick": 400, "full": 400, "long": 4000}  # K budget of a saturation GEMM
 TOP_FP4, NEG_TOP_FP4, NEG_ZERO_FP4 = 0b0111, 0b1111, 0b1000   # +top level, -top level, -0 (reads as 0)
-
-
-class ArrayBench:
-    """Clock and reset of the array as the simulation top; :class:`ArrayDriver` runs the GEMMs."""
-
-    def __init__(self, dut, ctx):
-        self.dut, self.ctx = dut, ctx
-        self.rows, self.cols = ctx.params["rows"], ctx.params["cols"]
-
-    async def start(self):
-        """Clock and reset with every stream idle."""
-        Clock(self.dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
-        await self.reset()
-
-    async def reset(self, cycles=2):
-        for port in ("cmd", "a", "b"):
-            getattr(self.dut, f"{port}__valid").value = 0
-        self.dut.o__ready.value = 0
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, cycles)
-        self.dut.rst.value = 0
-
-    def driver(self, valid_rate=1.0, ready_rate=1.0):
-        return ArrayDriver(self.dut, self.ctx, valid_rate, ready_rate)
 
 
 def random_operands(rng, mode, m, k, n):
@@ -62,19 +34,6 @@ def random_operands(rng, mode, m, k, n):
     a = rng.integers(0, 16, (m, k))
     b = rng.integers(0, 16, (k, n)) if mode is Mode.BWD_WEIGHT else rng.integers(-8, 8, (k, n))
     return a, b
-
-
-def random_size(rng, lanes):
-    """A GEMM dimension that is not a multiple of ``lanes``: 0..2 full tiles plus 1..lanes-1."""
-    return lanes * int(rng.integers(0, 3)) + int(rng.integers(1, lanes))
-
-
-def random_depth(rng):
-    """K: 1, small, or up to K_RANDOM_MAX (mostly not a power of two)."""
-    pick = rng.random()
-    if pick < 0.15:
-        return 1
-    return int(rng.integers(2, 24)) if pick < 0.45 else int(rng.integers(24, K_RANDOM_MAX + 1))
 
 
 class Gemm:
