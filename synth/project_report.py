@@ -2,7 +2,7 @@
 
 ``python -m synth.project_report [--build DIR]`` reads what the stages wrote (build/stages/*.json,
 build/verilog/manifest.json, build/sim/summary.json, build/sim/train_steps.json,
-build/sim/array_utilization.json, build/synth/report.json, build/train/results.json or its quick
+build/sim/array_utilization.json, build/formal/summary.json, build/synth/report.json, build/train/results.json or its quick
 version) and writes one Markdown report and one self-contained HTML page (images inlined), then
 prints the key figures. A stage that has not run yet is listed as missing with the command that
 produces it; the report never invents a figure.
@@ -213,6 +213,26 @@ def sim_section(build):
                      "simulators": sims}
 
 
+def formal_section(build):
+    """The SymbiYosys proofs of build/formal/summary.json (``make formal``)."""
+    entries = _load(build / "formal" / "summary.json")
+    section = Section("Formal proofs")
+    if not entries:
+        section.missing = "make formal"
+        return section, {}
+    held = [e for e in entries if e["result"] == "PASS"]
+    unbounded = [e for e in held if e["mode"] == "prove"]
+    section.paragraphs.append(
+        f"{len(held)} of {len(entries)} properties hold ({len(unbounded)} proved unbounded by k-induction; "
+        "bmc: no counterexample within the depth in cycles; cover: every listed trace is reachable). "
+        "Reference models are written from docs/numerics.md and the documented ports and latencies. "
+        "Details: build/formal/summary.json; a failing proof's counterexample VCD is under build/formal/<property>/.")
+    rows = [[e["property"], e["mode"], str(e["depth"]), _num(e["seconds"]), "pass" if e["result"] == "PASS"
+             else e["result"], e.get("claim", "")] for e in entries]
+    section.tables.append(Table(["property", "mode", "depth", "time s", "result", "claim"], rows, "llrrll"))
+    return section, {"held": len(held), "total": len(entries), "unbounded": len(unbounded)}
+
+
 def array_section(build, sim_level):
     steps = _load(build / "sim" / "train_steps.json")
     utilization = _load(build / "sim" / "array_utilization.json")
@@ -346,12 +366,13 @@ def collect(build):
     """Every section plus the key figures, from the results under ``build``."""
     stages, times = stages_section(build)
     sim, sim_key = sim_section(build)
+    formal, formal_key = formal_section(build)
     array, array_key = array_section(build, sim_key.get("level"))
     synth, synth_key = synth_section(build)
     train, train_key = train_section(build)
-    sections = [verilog_section(build), sim, array, synth, sweep_section(build), train, stages,
+    sections = [verilog_section(build), sim, formal, array, synth, sweep_section(build), train, stages,
                 environment_section()]
-    return sections, {"stages": times, "sim": sim_key, "array": array_key, "synth": synth_key, "train": train_key}
+    return sections, {"stages": times, "sim": sim_key, "formal": formal_key, "array": array_key, "synth": synth_key, "train": train_key}
 
 
 def key_figures(key):
@@ -361,6 +382,10 @@ def key_figures(key):
     if sim:
         lines.append(f"simulation: {sim['vectors']:,} vectors on {' + '.join(sim['simulators'])}, "
                      f"{sim['mismatches']} mismatches ({sim['level']} regression)")
+    formal = key.get("formal")
+    if formal:
+        lines.append(f"formal: {formal['held']} of {formal['total']} properties hold, "
+                     f"{formal['unbounded']} proved unbounded")
     for sim, run in sorted(key["array"].get("train_steps", {}).get("runs", {}).items()):
         lines.append(f"training on the simulated array ({sim}): {run['steps']} steps, weights "
                      + ("bit-identical to golden" if run["weights_identical"] else "DIFFER from golden")

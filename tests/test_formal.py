@@ -9,6 +9,7 @@ import json
 
 import pytest
 import test_cocotb_fp16_mutant as fp16_mutants
+import test_cocotb_mutants as sim_mutants
 
 from testbench.formal import __main__ as formal
 from testbench.formal.properties import BY_NAME, PROPERTIES
@@ -33,6 +34,10 @@ def _assert_caught(name, tmp_path, **variant):
 def test_flipped_signedness_is_caught(tmp_path):
     """Int4Mac built with signed A where unsigned A is meant (the told_unsigned bench mutant)."""
     _assert_caught("int4_mac_unsigned_sum", tmp_path, dut_params={"width": 24, "signed_a": True})
+
+
+def test_tie_rounded_toward_zero_is_caught(tmp_path):
+    _assert_caught("quantizer_values", tmp_path, edit=sim_mutants.ties_toward_zero)
 
 
 def test_product_ties_rounded_away_are_caught(tmp_path):

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from . import fp16, units
+from . import array, fp16, streams, units
 
 
 @dataclass(frozen=True)
@@ -72,5 +72,42 @@ PROPERTIES += [
              _fp16("reset")),
     Property("fp16_product_rounding", "Fp16Mac: a new sum of one product of normal operands with a normal "
              "result is the product rounded to nearest, ties to even", "prove", 5, _fp16("product_rounding")),
+]
+BY_NAME = {prop.name: prop for prop in PROPERTIES}
+
+
+def _check(harness, check):
+    def make(edit=None):
+        return harness(check, edit=edit)
+    return make
+
+
+PROPERTIES += [
+    Property("quantizer_values", "Radix4Quantizer: without back-pressure every value leaves LATENCY cycles "
+             "later with both phases' codes and flags of the contract (numerics section 4)", "prove", 4,
+             _check(streams.QuantizerHarness, "values")),
+    Property("quantizer_handshake", "Radix4Quantizer: o holds valid and payload while stalled; i.ready is "
+             "high whenever o can move", "prove", 2, _check(streams.QuantizerHarness, "handshake")),
+    Property("quantizer_scoreboard", "Radix4Quantizer under any back-pressure and input gaps: the outputs are "
+             "those of a never-stalled instance fed the accepted inputs, in order, each exactly once", "bmc", 12,
+             _check(streams.QuantizerHarness, "scoreboard"), quick=False),
+    Property("grad_scale_values", "GradScaleUnit: one-value tensors, one per cycle, give the smallest s with 2**s >= |g| "
+             "(0 and nonfinite for NaN/Inf) LATENCY cycles later (numerics section 5)", "prove", 4,
+             _check(streams.GradScaleHarness, "values")),
+    Property("grad_scale_handshake", "GradScaleUnit: o holds valid and payload while stalled; i.ready is "
+             "exactly 'o can move'", "prove", 2, _check(streams.GradScaleHarness, "handshake")),
+    Property("grad_scale_scoreboard", "GradScaleUnit, any tensors under any back-pressure: one result per "
+             "tensor, in order, the contract's maximum over its finite values", "bmc", 12,
+             _check(streams.GradScaleHarness, "scoreboard"), quick=False),
+]
+BY_NAME = {prop.name: prop for prop in PROPERTIES}
+
+PROPERTIES += [
+    Property("array_protocol", "TrainingArray 2x2, any commands, gaps and back-pressure: rows in order exactly "
+             "once with their tile's mode and s, beats taken from a and b together, error exactly K = 0 or "
+             "mode 3 (sticky), no beat of another mode while tiles accumulate", "bmc", 16,
+             _check(array.ArrayHarness, "protocol"), quick=False),
+    Property("array_modes_complete", "TrainingArray 2x2: a tile of each mode (FWD, BWD_DATA, BWD_WEIGHT) "
+             "leaves completely", "cover", 20, _check(array.ArrayHarness, "cover"), quick=False),
 ]
 BY_NAME = {prop.name: prop for prop in PROPERTIES}

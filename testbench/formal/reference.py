@@ -1,6 +1,6 @@
 """Reference models written from docs/numerics.md, independent of the RTL's formulation."""
 
-from amaranth import Mux, Signal, signed
+from amaranth import Cat, Const, Mux, Signal, signed
 
 
 def int4_product(a, b, signed_a, signed_b=True):
@@ -46,3 +46,59 @@ def saturating_sum(m, width, term, valid, clear, name):
     with m.Else():
         m.d.sync += [acc.eq(start), overflow.eq(overflow & ~clear)]
     return acc, overflow
+
+
+def fp16_parts(bits):
+    """Sign, X = |x| * 2**24 (an exact integer < 2**41 for finite x), and the classes of a binary16 pattern."""
+    sign, exp, frac = bits[15], bits[10:15], bits[:10]
+    significand = Cat(frac, exp != 0)
+    shift = Mux(exp == 0, 0, exp - 1)[:5]
+    scaled = (significand << shift)[:41]     # sig * 2**(max(exp, 1) - 1)
+    special = exp == 31
+    return sign, scaled, special & (frac == 0), special & (frac != 0), bits[:15] == 0
+
+
+def at_least(scaled, factor, exponent, name, m):
+    """``|x| >= factor * 2**exponent`` for X = |x| * 2**24, exactly: X * 2**48 >= factor * 2**(exponent + 72).
+
+    ``exponent`` is a signed value >= -72 here (scale exponents >= -32).
+    """
+    amount = Signal(range(128), name=f"{name}_amount")
+    m.d.comb += amount.eq(exponent + 72)
+    bound = Signal(136, name=f"{name}_bound")
+    m.d.comb += bound.eq(Const(factor, 3) << amount)
+    return Cat(Const(0, 48), scaled) >= bound
+
+
+def radix4_quantize(m, bits, s, phase, name):
+    """Section 4: the FP4 code of binary16 ``bits`` for scale ``s`` and TPR ``phase``, with its flags.
+
+    Levels are 2**(s + 2(e - 7) - p). The exponent field is the number of thresholds |x| reaches:
+    half the smallest level for e >= 1, then the midpoints 2.5 * level(e - 1) for e = 2..7
+    (nearest level in linear value, ties away from zero); ``overflow`` when |x| reaches 2.5 * top
+    or is Inf; NaN gives code 0 with ``invalid``. Returns (code, overflow, invalid).
+    """
+    sign, scaled, inf, nan, _ = fp16_parts(bits)
+    reached = [at_least(scaled, 1, s - 13 - phase, f"{name}_t1", m)]
+    for e in range(2, 8):
+        reached.append(at_least(scaled, 5, s + 2 * e - 17 - phase, f"{name}_t{e}", m))
+    above_top = at_least(scaled, 5, s - 1 - phase, f"{name}_top", m)
+    count = Signal(3, name=f"{name}_e")
+    m.d.comb += count.eq(Mux(inf, 7, sum(reached)))
+    e = Mux(nan, 0, count)
+    code = Cat(e, sign & (e != 0))
+    return code, ~nan & (inf | above_top), nan
+
+
+#: Bit patterns of 2**k as binary16, k = -24..15 (subnormal below 2**-14).
+POWERS_OF_TWO = {k: (1 << (k + 24)) if k < -14 else (k + 15) << 10 for k in range(-24, 16)}
+
+
+def grad_scale_exponent(bits):
+    """Section 5 for one value: the smallest s with 2**s >= |x| (finite, non-zero x), as signed(6).
+
+    Counted from the contract: s = -24 + the number of k in -24..15 with |x| > 2**k (the
+    magnitudes of positive binary16 values order like their bit patterns).
+    """
+    magnitude = bits[:15]
+    return -24 + sum((magnitude > pattern).as_unsigned() for pattern in POWERS_OF_TWO.values())

@@ -64,7 +64,7 @@ def run(harness, workdir, *, mode, depth, timeout=None):
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     fragment = Fragment.get(harness, None)
-    text, _ = rtlil.convert_fragment(fragment, ports=list(harness.free_inputs), name="top", emit_src=False)
+    text, _ = rtlil.convert_fragment(fragment, ports=list(harness.free_inputs), name="top")
     (workdir / "top.il").write_text(text)
     files = ["top.il"]
     verilog = harness.verilog_sources()
