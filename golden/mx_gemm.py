@@ -111,11 +111,11 @@ def scaled_add(acc, sig, exp):
     """RNE(acc + sig * 2**exp) in float32 (one rounding, gradual underflow, overflow to +-Inf).
 
     ``acc`` float32, ``sig`` integers with |sig| < 2**24, ``exp`` integers in -300..300; an exact
-    zero sum is +0. The float64 sum rounds once more, which never changes the float32 result
+    zero sum is +0, a non-zero sum that rounds to zero keeps its sign (-0). The float64 sum rounds once more, which never changes the float32 result
     (module docstring).
     """
     term = np.ldexp(np.asarray(sig, np.float64), np.asarray(exp, np.int64))
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         return (acc.astype(np.float64) + term).astype(np.float32)
 
 

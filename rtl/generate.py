@@ -11,9 +11,12 @@ from . import tools
 from .array import Fp16TrainingArray, TrainingArray
 from .fp16_mac import Fp16Mac
 from .fp16_pipe_mac import Fp16PipeMac
+from .fp32_scaled_add import Fp32ScaledAdd
 from .grad_scale import GradScaleUnit
 from .int4_mac import Int4Mac
 from .int4_mac_pair_dsp import Int4MacPairDsp
+from .mx_pe import MxProcessingElement
+from .mx_row import MxRow
 from .radix4_quantizer import Radix4Quantizer
 from .shift_mac import ShiftMac
 from .training_core import TrainingCore
@@ -30,6 +33,9 @@ UNITS = {
     "training_array": TrainingArray,
     "fp16_array": Fp16TrainingArray,  # the same array with binary16 PEs: the 16-bit training baseline
     "training_core": TrainingCore,   # array + quantizer + GradScale: the top of the training-steps bench
+    "mx_pe": MxProcessingElement,    # E2M1 products summed exactly per block
+    "fp32_scaled_add": Fp32ScaledAdd,  # float32 acc + block term, the unit a row of MX PEs shares
+    "mx_row": MxRow,                 # a row of MX PEs with shared (or per-PE) float32 units
 }
 
 _CONFIGURATIONS = [
@@ -43,6 +49,12 @@ _CONFIGURATIONS = [
     ("fp16_mac", {}),
     ("fp16_pipe_mac", {}),
     ("training_array", {"rows": 8, "cols": 8, "fwd_width": 24, "bwd_width": 32}),  # the default array
+    ("mx_pe", {"block": 32}),
+    ("mx_pe", {"block": 16}),
+    ("fp32_scaled_add", {"sig_width": 14, "exp_width": 10}),   # MXFP4 block terms
+    ("fp32_scaled_add", {"sig_width": 21, "exp_width": 6}),    # NVFP4 block terms (scale product included)
+    ("mx_row", {"fmt": "mxfp4", "columns": 8, "shared": True}),
+    ("mx_row", {"fmt": "nvfp4", "columns": 8, "shared": True}),
 ]
 
 CLOCK_PORTS = [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]

@@ -97,6 +97,18 @@ BENCHES = {
         "fp16_array", "testbench.bench_fp16_array", lanes={}, depth=0,
         quick=({"rows": 3, "cols": 2},), long=({"rows": 3, "cols": 2}, {"rows": 4, "cols": 4}),
     ),
+    "fp32_scaled_add": Bench(  # MXFP4 and NVFP4 term widths
+        "fp32_scaled_add", "testbench.bench_fp32_scaled_add", lanes={}, depth=0,
+        quick=({"sig_width": 14, "exp_width": 10}, {"sig_width": 21, "exp_width": 6}),
+        long=({"sig_width": 14, "exp_width": 10}, {"sig_width": 21, "exp_width": 6}),
+    ),
+    "mx_row": Bench(  # a row of block-scaled PEs (rtl/mx_pe.py) with shared or per-PE float32 units
+        "mx_row", "testbench.bench_mx_row", lanes={}, depth=0,
+        quick=({"fmt": "mxfp4", "columns": 4, "shared": True}, {"fmt": "nvfp4", "columns": 3, "shared": True}),
+        long=({"fmt": "mxfp4", "columns": 4, "shared": True}, {"fmt": "nvfp4", "columns": 3, "shared": True},
+              {"fmt": "mxfp4", "columns": 32, "shared": True}, {"fmt": "mxfp4", "columns": 3, "shared": False},
+              {"fmt": "nvfp4", "columns": 16, "shared": True}),
+    ),
     "training_core": Bench(  # training steps of a small MLP on the default array (testbench/bench_train_steps.py)
         "training_core", "testbench.bench_train_steps", lanes={}, depth=0,
         quick=({"rows": 8, "cols": 8},), long=({"rows": 8, "cols": 8},), simulators=("verilator",),

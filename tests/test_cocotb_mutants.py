@@ -73,3 +73,35 @@ def test_mutant_that_changes_nothing_is_refused():
     target = runner.Target("icarus", "grad_scale", {}, runner.Mutant("identity", lambda text: text))
     with pytest.raises(ValueError, match="identity"):
         runner.run(target, level="quick", seed=SEED)
+
+
+def ties_away_in_float32_add(verilog):
+    """Fp32ScaledAdd mutant: ``round_up = guard`` rounds float32 ties away from zero, not to even."""
+    sites = re.findall(r"assign round_up = (\S+) & \S+ ;", verilog)
+    if len(sites) != 1:
+        raise AssertionError(f"mutation site 'assign round_up = <guard> & <...>' found {len(sites)} times in the "
+                             "generated Verilog; update this mutant to the current rtl/fp32_scaled_add.py")
+    return re.sub(r"assign round_up = (\S+) & \S+ ;", r"assign round_up = \1;", verilog)
+
+
+def product_sign_or(verilog):
+    """MxProcessingElement mutant: the product sign is ``a[3] | b[3]``, so (-x) * (-y) comes out negative."""
+    site = "assign product_sign = a[3] ^ b[3];"
+    if verilog.count(site) < 2:
+        raise AssertionError(f"mutation site {site!r} found {verilog.count(site)} times in the generated "
+                             "Verilog; update this mutant to the current rtl/mx_pe.py")
+    return verilog.replace(site, "assign product_sign = a[3] | b[3];")
+
+
+@pytest.mark.cocotb
+def test_float32_ties_away_from_zero_are_caught():
+    target = runner.Target("icarus", "fp32_scaled_add", {"sig_width": 14, "exp_width": 10},
+                           runner.Mutant("ties_away", ties_away_in_float32_add))
+    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="corners"))
+
+
+@pytest.mark.cocotb
+def test_wrong_e2m1_product_sign_is_caught():
+    target = runner.Target("verilator", "mx_row", {"fmt": "mxfp4", "columns": 4, "shared": True},
+                           runner.Mutant("product_sign_or", product_sign_or))
+    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="every_e2m1_pair"))

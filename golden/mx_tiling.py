@@ -1,0 +1,87 @@
+"""Tiling of block-scaled GEMMs onto an R x C array of MX PEs, bit-exact with golden.mx_gemm.
+
+Like golden.tiling for the fourbit array: one R x C output tile per command, tiles row-major over
+the output, K never split (every output is one float32 sum over the blocks in ascending k), M and
+N padded with zero codes (and scale code 1.0), so the padded outputs are +0 and the cropped tile
+results equal the untiled GEMM. Beat t of a tile carries column t of its A block (R lanes) and row
+t of its B block (C lanes); the block's scale codes go with its last beat (R A scales, C B scales).
+A tile's result is R rows of C float32 sums, row 0 first.
+
+The GEMMs of a training step all have this form, each blocked along its own reduction axis:
+Y = X.W (K = input features), dX = dY.W^T (K = output features; W quantized along them) and
+dW^T = dY^T.X (K = batch). So one PE type serves all three; the mode only says which operands
+the host quantizes along which axis.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import mx, mx_gemm
+from ._checks import check_int
+
+FORMATS = {"mxfp4": (mx.MX_BLOCK, 127), "nvfp4": (mx.NV_BLOCK, 0x38)}   # block, scale code of 1.0
+SIZE_MIN, SIZE_MAX = 2, 32
+
+
+class Tile(NamedTuple):
+    """One array command with its operand beats and expected results."""
+
+    row0: int                  #: first output row (of M) this tile covers
+    col0: int                  #: first output column (of N)
+    a_beats: np.ndarray        #: uint8 (K, R): beat t holds column t of the padded A block
+    b_beats: np.ndarray        #: uint8 (K, C): beat t holds row t of the padded B block
+    a_scale_beats: np.ndarray  #: uint8 (K / block, R): A scale codes, given with each block's last beat
+    b_scale_beats: np.ndarray  #: uint8 (K / block, C)
+    sums: np.ndarray           #: uint32 (R, C) float32 bits of the expected sums (NaN as 0x7FC00000)
+
+
+def check_format(fmt):
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
+    return FORMATS[fmt]
+
+
+def gemm(fmt, a_codes, a_scales, b_codes, b_scales):
+    """The untiled GEMM as the array outputs it: ``gemm_mxfp4``, or ``nvfp4_accumulate`` (the
+    NVFP4 tensor scales are the host's)."""
+    check_format(fmt)
+    run = mx_gemm.gemm_mxfp4 if fmt == "mxfp4" else mx_gemm.nvfp4_accumulate
+    return run(a_codes, a_scales, b_codes, b_scales)
+
+
+def _pad(value, shape, fill):
+    padded = np.full(shape, fill, np.uint8)
+    padded[:value.shape[0], :value.shape[1]] = value
+    return padded
+
+
+def tiles(fmt, a_codes, a_scales, b_codes, b_scales, rows=8, cols=8):
+    """Split the block-scaled GEMM into ``rows`` x ``cols`` array tiles, in issue order.
+
+    Operands as for :func:`golden.mx_gemm.gemm_mxfp4` (uint8 codes a (M, K), b (K, N), scales
+    (M, K / block) and (K / block, N)); ``rows``, ``cols`` 2..32 (``cols`` at most the block size,
+    since one shared float32 unit serves a row). Errors name the bad argument and value.
+    """
+    block, one = check_format(fmt)
+    rows = check_int("rows", rows, SIZE_MIN, SIZE_MAX)
+    cols = check_int("cols", cols, SIZE_MIN, block)
+    gemm(fmt, a_codes[:1], a_scales[:1], b_codes[:, :1], b_scales[:, :1])       # checks the operands
+    (m, k), n = a_codes.shape, b_codes.shape[1]
+    mp, np_ = -(-m // rows) * rows, -(-n // cols) * cols
+    a, b = _pad(a_codes, (mp, k), 0), _pad(b_codes, (k, np_), 0)
+    a_s, b_s = _pad(a_scales, (mp, k // block), one), _pad(b_scales, (k // block, np_), one)
+    sums = mx_gemm.float32_bits(gemm(fmt, a, a_s, b, b_s))
+    return [Tile(r0, c0, a[r0:r0 + rows].T.copy(), b[:, c0:c0 + cols].copy(), a_s[r0:r0 + rows].T.copy(),
+                 b_s[:, c0:c0 + cols].copy(), sums[r0:r0 + rows, c0:c0 + cols])
+            for r0 in range(0, mp, rows) for c0 in range(0, np_, cols)]
+
+
+def assemble(tile_list, m, n):
+    """The (m, n) float32 result from the tiles' sums, dropping the padding."""
+    m, n = check_int("m", m, 1, 1 << 62), check_int("n", n, 1, 1 << 62)
+    out = np.zeros((m, n), np.uint32)
+    for tile in tile_list:
+        r1, c1 = min(tile.row0 + tile.sums.shape[0], m), min(tile.col0 + tile.sums.shape[1], n)
+        out[tile.row0:r1, tile.col0:c1] = tile.sums[:r1 - tile.row0, :c1 - tile.col0]
+    return out.view(np.float32)

@@ -1,0 +1,166 @@
+"""A row of block-scaled PEs with the float32 accumulate shared between them (golden.mx_gemm).
+
+All PEs of a row finish a block in the same cycle, but only once every 16 or 32 beats, so one
+:class:`rtl.fp32_scaled_add.Fp32ScaledAdd` can scale and add every column's block sum in turn
+(``shared=True``); ``shared=False`` gives every PE its own, to measure the difference (docs/rtl.md).
+"""
+
+from amaranth import Array, C, Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from golden import mx
+
+from .fp32_scaled_add import Fp32ScaledAdd
+from .mx_pe import MxProcessingElement
+from .params import check_bool, check_int
+
+FORMATS = {"mxfp4": mx.MX_BLOCK, "nvfp4": mx.NV_BLOCK}
+#: Term widths of the shared unit: MX block sums (14 bits) and NVFP4 block sums times the two
+#: 4-bit E4M3 significands (21 bits); exponents ca + cb - 256 (10 bits) and xa + xb - 2 (6 bits).
+TERM_WIDTHS = {"mxfp4": (14, 10), "nvfp4": (21, 6)}
+
+
+def e8m0_term(block_sum, ca, cb):
+    """(sig, exp, nan) of an MX block term: sig = S, exp = ca + cb - 256, NaN for code 0xFF."""
+    return block_sum, ca + cb - (2 * mx.E8M0_BIAS + 2), (ca == mx.E8M0_NAN) | (cb == mx.E8M0_NAN)
+
+
+def e4m3_parts(code):
+    """(sign, q, x, nan) of an E4M3 code: value = (-1)**sign * q * 2**x (golden.mx_gemm.e4m3_parts)."""
+    exponent, mantissa = code[3:7], code[:3]
+    normal = exponent.any()
+    return code[7], Cat(mantissa, normal), Mux(normal, exponent, 1) - 10, code[:7] == mx.E4M3_NAN
+
+
+def e4m3_term(block_sum, ca, cb):
+    """(sig, exp, nan) of an NVFP4 block term: sig = S * qa * qb (the FP8 scale multiply), exp = xa + xb - 2."""
+    sa, qa, xa, nan_a = e4m3_parts(ca)
+    sb, qb, xb, nan_b = e4m3_parts(cb)
+    product = block_sum * (qa * qb)
+    return Mux(sa ^ sb, -product, product), xa + xb - 2, nan_a | nan_b
+
+
+def select(values, index):
+    """``values[index]`` as a full case: the list is padded to every value ``index`` can take."""
+    return Array(values + [values[-1]] * ((1 << len(index)) - len(values)))[index]
+
+
+class MxRow(wiring.Component):
+    """``columns`` block-scaled PEs sharing the row operand ``a``, with their float32 accumulators.
+
+    One tile: blocks of ``block`` beats; each beat gives ``a`` and the ``columns`` codes of ``b``.
+    With the last beat of a block (``valid & last``) the block's scale codes are given:
+    ``a_scale`` and ``b_scales``; ``tile_last`` marks the tile's final block. The first block after
+    reset or after a tile's final block starts the sums from +0. When the final block's terms have
+    all been added, ``o_valid`` is high for one cycle with the float32 sums on ``o_sums``; they stay
+    there until the next tile's first terms overwrite them (at least ``block`` cycles).
+
+    Each finished block sum is held in its PE while the shared unit takes the columns in order, one
+    per cycle, so ``columns`` <= ``block``; the unit's input is registered (it also holds the NVFP4
+    scale multiply). Tiles follow each other without a gap; beats may have gaps (``valid`` low).
+
+    Parameters
+    ----------
+    fmt : str
+        "mxfp4" (E8M0 scales, blocks of 32) or "nvfp4" (E4M3 scales, blocks of 16).
+    columns : int
+        PEs in the row, 2..block.
+    shared : bool
+        One float32 unit for the row (True) or one per PE.
+
+    Members
+    -------
+    a : In(4)
+        E2M1 code of the row operand.
+    b : In(4 * columns)
+        E2M1 codes of the columns, column c in bits 4c..4c+3.
+    valid, last, tile_last : In(1)
+        A beat; the block's last beat; (with ``last``) the tile's final block.
+    a_scale : In(8)
+        The row's scale code of the block (read with ``last``).
+    b_scales : In(8 * columns)
+        The columns' scale codes of the block, column c in bits 8c..8c+7 (read with ``last``).
+    o_valid : Out(1)
+        ``o_sums`` holds a finished tile.
+    o_sums : Out(32 * columns)
+        float32 bit patterns of the tile's sums, column c in bits 32c..32c+31.
+    """
+
+    LATENCY = None  # tile-level: o_valid comes Fp32ScaledAdd.LATENCY + columns + 2 cycles after the last beat
+
+    def __init__(self, fmt="mxfp4", columns=8, shared=True):
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
+        self.fmt, self.block = fmt, FORMATS[fmt]
+        self.columns = check_int("columns", columns, 2, self.block)
+        self.shared = check_bool("shared", shared)
+        super().__init__({
+            "a": In(4), "b": In(4 * columns), "valid": In(1), "last": In(1), "tile_last": In(1),
+            "a_scale": In(8), "b_scales": In(8 * columns),
+            "o_valid": Out(1), "o_sums": Out(32 * columns),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cols = self.columns
+        pes = []
+        for c in range(cols):
+            pe = MxProcessingElement(self.block)
+            m.submodules[f"pe{c}"] = pe
+            m.d.comb += [pe.a.eq(self.a), pe.b.eq(self.b[4 * c:4 * c + 4]), pe.valid.eq(self.valid), pe.last.eq(self.last)]
+            pes.append(pe)
+
+        # Scale codes and tile flags of the block being drained (read with its last beat).
+        block_end = self.valid & self.last
+        a_scale, b_scales, first, final, fresh = Signal(8), Signal(8 * cols), Signal(), Signal(), Signal(init=1)
+        with m.If(block_end):
+            m.d.sync += [a_scale.eq(self.a_scale), b_scales.eq(self.b_scales), first.eq(fresh),
+                         final.eq(self.tile_last), fresh.eq(self.tile_last)]
+
+        accs = [Signal(32, name=f"acc{c}") for c in range(cols)]
+        m.d.comb += self.o_sums.eq(Cat(*accs))
+        groups = [list(range(cols))] if self.shared else [[c] for c in range(cols)]
+        written = []
+        for g, group in enumerate(groups):
+            written.append(self._drain(m, f"u{g}", group, pes, accs, a_scale, b_scales, first, final))
+        m.d.comb += self.o_valid.eq(written[0])
+        return m
+
+    def _drain(self, m, name, group, pes, accs, a_scale, b_scales, first, final):
+        """One float32 unit taking the block sums of the PEs in ``group`` in turn after each block.
+
+        Returns a signal high when the final column of a tile's final block has been written.
+        """
+        sig_width, exp_width = TERM_WIDTHS[self.fmt]
+        unit = Fp32ScaledAdd(sig_width, exp_width)
+        m.submodules[name] = unit
+        count = len(group)
+        busy, index = Signal(name=f"{name}_busy"), Signal(range(max(count, 2)), name=f"{name}_index")
+        with m.If(pes[0].done):
+            m.d.sync += [busy.eq(1), index.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += [index.eq(index + 1), busy.eq(index != count - 1)]
+
+        column = select([C(c, range(self.columns)) for c in group], index)
+        block_sum = select([pes[c].block_sum for c in group], index)
+        code = select([b_scales[8 * c:8 * c + 8] for c in group], index)
+        term = (e8m0_term if self.fmt == "mxfp4" else e4m3_term)(block_sum, a_scale, code)
+        p = unit.i.payload
+        acc = select([accs[group[i]] for i in range(count)], index)
+        m.d.sync += [unit.i.valid.eq(busy), p.acc.eq(Mux(first, 0, acc)),
+                     p.sig.eq(term[0]), p.exp.eq(term[1]), p.nan.eq(term[2])]
+        m.d.comb += unit.o.ready.eq(1)   # so the unit never stalls and its latency is fixed
+
+        # The column and flags of each term, delayed to meet its result (the unit never stalls here).
+        delay = Fp32ScaledAdd.LATENCY + 1
+        tags = [Signal(range(self.columns), name=f"{name}_col{i}") for i in range(delay)]
+        ends = [Signal(name=f"{name}_end{i}") for i in range(delay)]
+        m.d.sync += [tags[0].eq(column), ends[0].eq(busy & final & (index == count - 1))]
+        m.d.sync += [t.eq(prev) for t, prev in zip(tags[1:], tags)] + [e.eq(prev) for e, prev in zip(ends[1:], ends)]
+        for c in group:
+            with m.If(unit.o.valid & (tags[-1] == c)):
+                m.d.sync += accs[c].eq(unit.o.payload.sum)
+        done = Signal(name=f"{name}_written")
+        m.d.sync += done.eq(unit.o.valid & ends[-1])
+        return done
