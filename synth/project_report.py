@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STAGES = ("selfcheck", "verilog", "sim", "synth", "train")
+DEFAULT_FLOW = (*STAGES, "report")
 SIM_LEVELS = ("long", "full", "quick")
 
 
@@ -91,7 +92,7 @@ def stages_section(build):
     section.tables.append(Table(["stage", "wall seconds", "CPU seconds", "finished"],
                                 [[s, _num(times[s]), _num(records[s].get("cpu_seconds")), _mtime_utc(files[s])]
                                  for s in ordered], "lrrl"))
-    return section, times
+    return section, {s: {"seconds": times[s], "finished": _mtime_utc(files[s])} for s in ordered}
 
 
 def sweep_section(build):
@@ -395,6 +396,10 @@ def key_figures(key):
         for entry in head["entries"]:
             lines.append(f"synthesis: {entry['label']}: {entry['lut_equiv']:.0f} LUT-equiv at "
                          f"{entry['fmax_mhz']:.0f} MHz, {entry['ratio']:.1f}x the MAC/s per LUT of the best FP16 MAC")
+    outside = [name for name in key["stages"] if name not in DEFAULT_FLOW]
+    if outside:
+        lines.append("outside the default flow, last results: " + "; ".join(
+            f"make {name} {key['stages'][name]['finished']}" for name in outside))
     for row in key["train"].get("rows", []):
         if row["scheme"] == "fourbit" and row.get("acc_mean") is not None:
             gap = row["gap_to_fp32"]

@@ -99,6 +99,8 @@ def test_stages_outside_the_default_flow_show_their_date(tmp_path):
     date = project_report._mtime_utc(build / "stages" / "synth-large.json")
     assert f"| synth-large | 450.0 | 440.5 | {date} |" in text
     assert "| sim | 12.5 | - |" in text          # written before CPU time was recorded
+    lines = project_report.write(build)[1]
+    assert f"outside the default flow, last results: make synth-large {date}" in lines
     assert "Not run yet: `make sweep`." in text
 
 
