@@ -43,8 +43,9 @@ def place(run):
     lock = Path(run.cache_dir) / "locks" / f"{run.module}-{run.target}-{run.mapping}.lock"
     with jobs.locked(lock):  # the other seeds wait here, then find the netlist in the cache
         start = time.monotonic()
-        flow.synthesize(run.verilog, run.module, run.target, run.mapping, run.cache_dir, log=print)
+        synthesized = flow.synthesize(run.verilog, run.module, run.target, run.mapping, run.cache_dir, log=print)
         synthesis = time.monotonic() - start
     start = time.monotonic()
     result = flow.run(run.verilog, run.module, run.target, run.mapping, run.seed, run.cache_dir, log=print)
-    return {**result, "wall_seconds": synthesis + time.monotonic() - start}
+    return {**result, "cached": bool(synthesized["cached"]) and result["cached"],
+            "wall_seconds": synthesis + time.monotonic() - start}

@@ -195,7 +195,7 @@ def test_main_runs_the_plan_and_writes_the_report(monkeypatch, tmp_path, capsys)
         return {**result(target, mapping, seed), "top": top, "cached": False}
 
     monkeypatch.setattr(generate, "write_verilog", fake_write_verilog)
-    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: None)
+    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: {"cached": False})
     monkeypatch.setattr(flow, "run", fake_run)
     assert synth_main.main(["--designs", "int4_mac", "--seeds", "2", "--jobs", "1",
                             "--out-dir", str(tmp_path)]) == 0
@@ -227,7 +227,7 @@ def fake_flow(monkeypatch, tmp_path):
         return {**result(target, mapping, seed, fmax=200.0 + seed), "top": top, "cached": False}
 
     monkeypatch.setattr(generate, "write_verilog", fake_write_verilog)
-    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: None)
+    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: {"cached": False})
     monkeypatch.setattr(flow, "run", fake_run)
     return tmp_path / "out"
 
@@ -299,3 +299,13 @@ def test_longest_runs_are_placed_first():
 def test_bad_job_count_is_refused():
     with pytest.raises(SystemExit, match="JOBS must be a positive integer, got '0'"):
         synth_main.main(["--jobs", "0"])
+
+
+def test_a_run_counts_as_cached_only_if_synthesis_was_cached_too(monkeypatch, tmp_path):
+    from synth import runs
+    design = pe("int4_mac")
+    run = runs.PlaceRun(design, "int4", "x.v", "ecp5-85f", "dsp", 1, str(tmp_path))
+    monkeypatch.setattr(flow, "run", lambda *args, **kwargs: {**result(), "cached": True})
+    for synthesized, expected in ((False, False), (True, True)):
+        monkeypatch.setattr(flow, "synthesize", lambda *args, cached=synthesized, **kwargs: {"cached": cached})
+        assert runs.place(run)["cached"] is expected
