@@ -358,9 +358,9 @@ def _parser():
     return parser
 
 
-def benchmark(sweep_jobs, out_dir, log=print):
+def benchmark(sweep_jobs, log=print, function=run_job):
     """Wall time of the sweep on 1 and on 2 local workers, each from an empty cache."""
-    seconds, rows, failures = {}, [], []
+    seconds, busy, rows, failures = {}, {}, [], []
     load_before = os.getloadavg()
     for workers in (1, 2):
         cache = f"build/sweep/benchmark-cache-{workers}"
@@ -368,15 +368,19 @@ def benchmark(sweep_jobs, out_dir, log=print):
         mine = [SweepJob(j.design, j.module, j.target, j.mapping, j.seed, cache) for j in sweep_jobs]
         log(f"== sweep benchmark: {len(mine)} configurations on {workers} local worker(s)")
         with cluster.client(None, workers) as connected:
-            rows, failures, seconds[str(workers)] = run_sweep(mine, connected, log=log)
+            rows, failures, seconds[str(workers)] = run_sweep(mine, connected, function=function, log=log)
+        busy[str(workers)] = round(sum(r["seconds"] for r in rows), 1)
         if failures:
             raise SystemExit(f"python -m synth sweep: {len(failures)} configuration(s) failed: {failures[0]}")
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "configurations": len(sweep_jobs), "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "ratio": round(seconds["1"] / seconds["2"], 3), "goal": 1.7, "cores": jobs.cores(),
+        "job_seconds": busy,
+        "parallel_efficiency": round(busy["2"] / (2 * seconds["2"]), 3),
         "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
-        "note": "load_average: 1/5/15-minute load before, then after; the machine may be shared",
+        "note": "load_average: 1/5/15-minute load before, then after; job_seconds: the configurations' own wall "
+                "times summed (they grow when the workers compete for the cores); the machine may be shared",
     }, rows, failures
 
 
@@ -399,7 +403,7 @@ def main(argv=None):
         print(f"{len(sweep_jobs)} configurations")
         return 0
     if args.benchmark:
-        bench, rows, failures = benchmark(sweep_jobs, args.out_dir)
+        bench, rows, failures = benchmark(sweep_jobs)
         data = write(args.out_dir, rows, failures, benchmark=bench)
         print(f"== sweep benchmark: {bench['seconds']['1']} s on 1 worker, {bench['seconds']['2']} s on 2: "
               f"{bench['ratio']:.2f}x (goal {bench['goal']}x)")

@@ -160,3 +160,15 @@ def test_real_tiny_sweep_on_two_workers(tmp_path, monkeypatch):
     assert not failures, failures
     assert {r["target"] for r in rows} == {"ice40-up5k", "ecp5-85f"}
     assert all(r["fits"] and r["fmax_mhz"] > 10 and r["lut_equiv"] > 0 for r in rows)
+
+
+def test_benchmark_times_one_and_two_workers_and_records_the_ratio(tmp_path):
+    jobs = tiny_grid()[:6]
+    bench, rows, failures = sweep.benchmark(jobs, log=lambda line: None, function=slow_stub_job)
+    assert not failures and len(rows) == len(jobs)
+    assert bench["configurations"] == 6 and set(bench["seconds"]) == {"1", "2"}
+    assert bench["ratio"] == pytest.approx(bench["seconds"]["1"] / bench["seconds"]["2"], rel=0.1)  # rounded times
+    assert bench["job_seconds"]["1"] == pytest.approx(6 * 0.4)   # the stubs report their 0.4 s
+    data = sweep.write(tmp_path, rows, benchmark=bench)
+    assert json.loads((tmp_path / "sweep.json").read_text())["benchmark"] == data["benchmark"]
+    assert f"{bench['ratio']:.2f}x (goal 1.7x" in (tmp_path / "sweep.md").read_text()
