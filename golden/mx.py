@@ -271,8 +271,9 @@ def fake_quantize(x, fmt, rounding="even", rng=None, tiles_2d=False):
         if empty.any():
             magnitude[empty] = 0
             sign[empty] = 0                     # the codes of an empty block are +0
-    rounded = _round_by_magic(np.minimum(magnitude, np.float32(8), out=magnitude), 127, 22, E2M1_MAX,
-                              rng if rounding == "stochastic" else None)
+    # scaled magnitudes are below 8 (MX: amax / 2**e < 8; NV: amax / scale <= 6 up to rounding); a larger
+    # one would round to a multiple of 4 or more, >= 8, and saturate to 6 all the same
+    rounded = _round_by_magic(magnitude, 127, 22, E2M1_MAX, rng if rounding == "stochastic" else None)
     rounded *= scale[..., None]
     decoded = (rounded.view(np.uint32) | sign).view(np.float32)
     if any_invalid:
@@ -282,11 +283,13 @@ def fake_quantize(x, fmt, rounding="even", rng=None, tiles_2d=False):
 
 
 def _block_max(a):
-    """Maximum over the last axis (a power of two long) by pairwise halving: faster than a short-axis max."""
-    while a.shape[-1] > 1:
-        half = a.shape[-1] // 2
-        a = np.maximum(a[..., :half], a[..., half:])
-    return a[..., 0]
+    """Maximum over the last (short) axis, one column at a time into a running maximum: about twice as fast
+    as numpy's reduction over a short axis. NaN propagates, as in ``np.max``."""
+    columns = a.reshape(-1, a.shape[-1])
+    result = columns[:, 0].copy()
+    for column in range(1, columns.shape[1]):
+        np.maximum(result, columns[:, column], out=result)
+    return result.reshape(a.shape[:-1])
 
 
 def _round_by_magic(v, min_field, offset, top, rng=None):
@@ -296,9 +299,9 @@ def _round_by_magic(v, min_field, offset, top, rng=None):
     The spacing at v is 2**(max(exponent field, min_field) + offset - 127 - 23); adding and subtracting
     2**(that + 23) rounds v to it.
     """
-    magic_bits = np.maximum(v.view(np.uint32) >> 23, np.uint32(min_field))
-    magic_bits += np.uint32(offset)
-    magic_bits <<= 23
+    magic_bits = v.view(np.uint32) & np.uint32(0x7F800000)
+    np.maximum(magic_bits, np.uint32(min_field << 23), out=magic_bits)
+    magic_bits += np.uint32(offset << 23)
     magic = magic_bits.view(np.float32)
     rounded = v + magic
     rounded -= magic
