@@ -59,7 +59,11 @@ class Text:
 
 def load_text():
     """:class:`Text` of ``pydoc_data.topics``, topics concatenated in sorted order."""
-    from pydoc_data.topics import topics
+    try:
+        from pydoc_data.topics import topics
+    except ImportError as error:    # some distributions split the standard library's data out
+        raise RuntimeError(f"the language model needs CPython's pydoc_data.topics, which this Python "
+                           f"({sys.executable}) lacks: {error}") from error
     return Text("".join(topics[key] for key in sorted(topics)))
 
 
