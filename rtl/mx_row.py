@@ -5,7 +5,7 @@ All PEs of a row finish a block in the same cycle, but only once every 16 or 32 
 (``shared=True``); ``shared=False`` gives every PE its own, to measure the difference (docs/rtl.md).
 """
 
-from amaranth import Array, C, Cat, Module, Mux, Signal
+from amaranth import Array, C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,11 +21,6 @@ FORMATS = {"mxfp4": mx.MX_BLOCK, "nvfp4": mx.NV_BLOCK}
 TERM_WIDTHS = {"mxfp4": (14, 10), "nvfp4": (21, 6)}
 
 
-def e8m0_term(block_sum, ca, cb):
-    """(sig, exp, nan) of an MX block term: sig = S, exp = ca + cb - 256, NaN for code 0xFF."""
-    return block_sum, ca + cb - (2 * mx.E8M0_BIAS + 2), (ca == mx.E8M0_NAN) | (cb == mx.E8M0_NAN)
-
-
 def e4m3_parts(code):
     """(sign, q, x, nan) of an E4M3 code: value = (-1)**sign * q * 2**x (golden.mx_gemm.e4m3_parts)."""
     exponent, mantissa = code[3:7], code[:3]
@@ -33,12 +28,38 @@ def e4m3_parts(code):
     return code[7], Cat(mantissa, normal), Mux(normal, exponent, 1) - 10, code[:7] == mx.E4M3_NAN
 
 
-def e4m3_term(block_sum, ca, cb):
-    """(sig, exp, nan) of an NVFP4 block term: sig = S * qa * qb (the FP8 scale multiply), exp = xa + xb - 2."""
+#: Register stages from a selected block sum to its term: the NVFP4 scale multiply needs them.
+TERM_STAGES = 3
+
+
+def block_term(m, fmt, block_sum, ca, cb):
+    """(sig, exp, nan) of a block term, TERM_STAGES registers after ``block_sum`` and the scale codes.
+
+    MX: sig = S, exp = ca + cb - 256, NaN for code 0xFF. NVFP4 (the FP8 scale multiply): the scale
+    significands' product q = qa * qb (4 x 4 bits) and |S| first, then |S| * q (12 x 8 bits), then
+    the sign: sig = +-S * qa * qb, exp = xa + xb - 2.
+    """
+    def reg(value, shape):
+        register = Signal(shape)
+        m.d.sync += register.eq(value)
+        return register
+
+    if fmt == "mxfp4":
+        sig, exp = block_sum, ca + cb - (2 * mx.E8M0_BIAS + 2)
+        nan = (ca == mx.E8M0_NAN) | (cb == mx.E8M0_NAN)
+        stages = [(sig, block_sum.shape()), (exp, signed(10)), (nan, 1)]
+        for _ in range(TERM_STAGES):
+            stages = [(reg(value, shape), shape) for value, shape in stages]
+        return tuple(value for value, _ in stages)
     sa, qa, xa, nan_a = e4m3_parts(ca)
     sb, qb, xb, nan_b = e4m3_parts(cb)
-    product = block_sum * (qa * qb)
-    return Mux(sa ^ sb, -product, product), xa + xb - 2, nan_a | nan_b
+    magnitude = reg(Mux(block_sum < 0, -block_sum, block_sum), len(block_sum) - 1)
+    negative = reg((block_sum < 0) ^ sa ^ sb, 1)
+    q = reg(qa * qb, 8)
+    exp, nan = reg(xa + xb - 2, signed(6)), reg(nan_a | nan_b, 1)
+    product = reg(magnitude * q, len(magnitude) + 8)
+    negative, exp, nan = reg(negative, 1), reg(exp, signed(6)), reg(nan, 1)
+    return reg(Mux(negative, -product, product), signed(len(product) + 1)), reg(exp, signed(6)), reg(nan, 1)
 
 
 def select(values, index):
@@ -145,18 +166,26 @@ class MxRow(wiring.Component):
         column = select([C(c, range(self.columns)) for c in group], index)
         block_sum = select([pes[c].block_sum for c in group], index)
         code = select([b_scales[8 * c:8 * c + 8] for c in group], index)
-        term = (e8m0_term if self.fmt == "mxfp4" else e4m3_term)(block_sum, a_scale, code)
+        sig, exp, nan = block_term(m, self.fmt, block_sum, a_scale, code)
+        # the term's column, flags and slot, delayed alongside it
+        column_t, first_t, busy_t = column, first, busy
+        end_t = busy & final & (index == count - 1)
+        for stage in range(TERM_STAGES):
+            regs = (Signal(range(self.columns), name=f"{name}_tcol{stage}"), Signal(name=f"{name}_tfirst{stage}"),
+                    Signal(name=f"{name}_tbusy{stage}"), Signal(name=f"{name}_tend{stage}"))
+            m.d.sync += [r.eq(v) for r, v in zip(regs, (column_t, first_t, busy_t, end_t))]
+            column_t, first_t, busy_t, end_t = regs
         p = unit.i.payload
-        acc = select([accs[group[i]] for i in range(count)], index)
-        m.d.sync += [unit.i.valid.eq(busy), p.acc.eq(Mux(first, 0, acc)),
-                     p.sig.eq(term[0]), p.exp.eq(term[1]), p.nan.eq(term[2])]
+        acc = select(list(accs), column_t)
+        m.d.sync += [unit.i.valid.eq(busy_t), p.acc.eq(Mux(first_t, 0, acc)),
+                     p.sig.eq(sig), p.exp.eq(exp), p.nan.eq(nan)]
         m.d.comb += unit.o.ready.eq(1)   # so the unit never stalls and its latency is fixed
 
         # The column and flags of each term, delayed to meet its result (the unit never stalls here).
         delay = Fp32ScaledAdd.LATENCY + 1
         tags = [Signal(range(self.columns), name=f"{name}_col{i}") for i in range(delay)]
         ends = [Signal(name=f"{name}_end{i}") for i in range(delay)]
-        m.d.sync += [tags[0].eq(column), ends[0].eq(busy & final & (index == count - 1))]
+        m.d.sync += [tags[0].eq(column_t), ends[0].eq(end_t)]
         m.d.sync += [t.eq(prev) for t, prev in zip(tags[1:], tags)] + [e.eq(prev) for e, prev in zip(ends[1:], ends)]
         for c in group:
             with m.If(unit.o.valid & (tags[-1] == c)):
