@@ -1,7 +1,7 @@
 """Properties of the training array (2 x 2, bounded): the output protocol, the error flag, mode changes."""
 
 from amaranth import Cat, Module, Signal
-from amaranth.hdl import Assert, Assume, Cover
+from amaranth.hdl import Assert, Cover
 
 from golden.tiling import Mode
 from rtl.array import TrainingArray

