@@ -21,7 +21,8 @@ class ArrayHarness(Harness):
 
     * ``protocol``: ``o`` holds while stalled; each tile's rows leave in order 0..R-1 with
       ``last`` on row R-1, exactly once, carrying the mode and s of their own command, tiles in
-      command order; a beat is taken from ``a`` and ``b`` together; ``error`` is exactly
+      command order; a beat is taken from ``a`` and ``b`` together; a command is consumed with
+      its last beat, one with K = 0 or mode 3 at once unless ``o`` is stalled; ``error`` is exactly
       "a command with K = 0 or mode 3 was consumed" (sticky); a beat of another mode than the
       tiles still accumulating is never taken;
     * ``cover``: traces where a tile of each mode leaves completely.
@@ -60,6 +61,8 @@ class ArrayHarness(Harness):
         stream_rules(m, p.o, started, "o")
         m.d.comb += Assert((p.a.valid & p.a.ready) == (p.b.valid & p.b.ready))
         m.d.comb += Assert(~(p.cmd.valid & p.cmd.ready & ~bad) | last_beat)   # consumed with its last beat
+        can_move = ~p.o.valid | p.o.ready
+        m.d.comb += Assert(~(p.cmd.valid & bad & can_move) | p.cmd.ready)      # a bad command: at once
 
         # Rows in order, each tile exactly once, with its own command's mode and s, tiles in order.
         row = Signal(range(ROWS))

@@ -85,7 +85,8 @@ PROPERTIES = [
              _check(streams.GradScaleHarness, "scoreboard"), quick=False),
 
     Property("array_protocol", "TrainingArray 2x2, any commands, gaps and back-pressure: rows in order exactly "
-             "once with their tile's mode and s, beats taken from a and b together, error exactly K = 0 or "
+             "once with their tile's mode and s, beats taken from a and b together, commands consumed with their "
+             "last beat (K = 0 or mode 3 at once), error exactly K = 0 or "
              "mode 3 (sticky), no beat of another mode while tiles accumulate", "bmc", 16,
              _check(array.ArrayHarness, "protocol"), quick=False),
     Property("array_modes_complete", "TrainingArray 2x2: a tile of each mode (FWD, BWD_DATA, BWD_WEIGHT) "
