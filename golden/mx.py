@@ -259,7 +259,7 @@ def fake_quantize(x, fmt, rounding="even", rng=None, tiles_2d=False):
         magnitude[invalid] = 0
     if fmt == "mxfp4":
         exponent = np.maximum((amax.view(np.uint32) >> 23).astype(np.int32) - E8M0_BIAS - 2, -E8M0_BIAS)
-        magnitude *= np.ldexp(np.float32(1), -exponent)[..., None]
+        magnitude *= _per_element(np.ldexp(np.float32(1), -exponent), magnitude)
         scale = np.ldexp(np.float32(1), exponent)
     else:
         g = np.float32(amax.max()) / np.float32(NV_GLOBAL_DIVISOR)
@@ -267,14 +267,14 @@ def fake_quantize(x, fmt, rounding="even", rng=None, tiles_2d=False):
         scale = _round_by_magic(amax / np.float32(E2M1_MAX) / global_scale, 121, 20, E4M3_MAX) * global_scale
         empty = scale == 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            magnitude /= scale[..., None]
+            magnitude /= _per_element(scale, magnitude)
         if empty.any():
             magnitude[empty] = 0
             sign[empty] = 0                     # the codes of an empty block are +0
     # scaled magnitudes are below 8 (MX: amax / 2**e < 8; NV: amax / scale <= 6 up to rounding); a larger
     # one would round to a multiple of 4 or more, >= 8, and saturate to 6 all the same
     rounded = _round_by_magic(magnitude, 127, 22, E2M1_MAX, rng if rounding == "stochastic" else None)
-    rounded *= scale[..., None]
+    rounded *= _per_element(scale, rounded)
     decoded = (rounded.view(np.uint32) | sign).view(np.float32)
     if any_invalid:
         decoded[invalid] = np.nan
@@ -284,7 +284,10 @@ def fake_quantize(x, fmt, rounding="even", rng=None, tiles_2d=False):
 
 def _block_max(a):
     """Maximum over the last (short) axis, one column at a time into a running maximum: about twice as fast
-    as numpy's reduction over a short axis. NaN propagates, as in ``np.max``."""
+    as numpy's reduction over a short axis (a long axis, such as a 16x16 tile's, is numpy's fast case). NaN
+    propagates, as in ``np.max``."""
+    if a.shape[-1] > MX_BLOCK:
+        return a.max(axis=-1)
     columns = a.reshape(-1, a.shape[-1])
     result = columns[:, 0].copy()
     for column in range(1, columns.shape[1]):
@@ -300,7 +303,7 @@ def _round_by_magic(v, min_field, offset, top, rng=None):
     2**(that + 23) rounds v to it.
     """
     magic_bits = v.view(np.uint32) & np.uint32(0x7F800000)
-    np.maximum(magic_bits, np.uint32(min_field << 23), out=magic_bits)
+    np.maximum(magic_bits, _filled(v.shape, np.uint32(min_field << 23)), out=magic_bits)
     magic_bits += np.uint32(offset << 23)
     magic = magic_bits.view(np.float32)
     rounded = v + magic
@@ -311,7 +314,22 @@ def _round_by_magic(v, min_field, offset, top, rng=None):
         low = rounded - magic * (rounded > v)
         u *= magic
         rounded = low + magic * (u < v - low)
-    return np.minimum(rounded, np.float32(top), out=rounded)
+    return np.minimum(rounded, _filled(v.shape, np.float32(top)), out=rounded)
+
+
+@functools.lru_cache(maxsize=32, typed=True)
+def _filled(shape, value):
+    """A read-only array of ``shape`` filled with the numpy scalar ``value``: numpy's minimum and maximum
+    against a whole array run several times faster than against a broadcast scalar."""
+    array = np.full(shape, value)
+    array.flags.writeable = False
+    return array
+
+
+def _per_element(block_values, blocks):
+    """``block_values`` (one per block) repeated across each block of ``blocks``: a contiguous operand, much
+    faster in numpy's element-wise arithmetic than the broadcast ``block_values[..., None]``."""
+    return np.repeat(block_values, blocks.shape[-1]).reshape(blocks.shape)
 
 
 def _check_codes(codes):
