@@ -52,18 +52,19 @@ class Bench:
     simulators: tuple = SIMULATORS
 
 
+# Int4Mac and its DSP-pair variant share their ports and configurations.
+INT4_MAC_QUICK = ({"width": 24, "signed_a": False}, {"width": 8, "signed_a": True})
+INT4_MAC_LONG = ({"width": 24, "signed_a": False}, {"width": 24, "signed_a": True},
+                 {"width": 8, "signed_a": False}, {"width": 64, "signed_a": True})
+
 BENCHES = {
     "int4_mac": Bench(
         "int4_mac", "testbench.bench_int4_mac", lanes=LANES, depth=16384,
-        quick=({"width": 24, "signed_a": False}, {"width": 8, "signed_a": True}),
-        long=({"width": 24, "signed_a": False}, {"width": 24, "signed_a": True},
-              {"width": 8, "signed_a": False}, {"width": 64, "signed_a": True}),
+        quick=INT4_MAC_QUICK, long=INT4_MAC_LONG,
     ),
     "int4_mac_pair_dsp": Bench(
         "int4_mac_pair_dsp", "testbench.bench_int4_mac_pair_dsp", lanes=LANES, depth=16384,
-        quick=({"width": 24, "signed_a": False}, {"width": 8, "signed_a": True}),
-        long=({"width": 24, "signed_a": False}, {"width": 24, "signed_a": True},
-              {"width": 8, "signed_a": False}, {"width": 64, "signed_a": True}),
+        quick=INT4_MAC_QUICK, long=INT4_MAC_LONG,
     ),
     "shift_mac": Bench(
         "shift_mac", "testbench.bench_shift_mac", lanes=LANES, depth=16384,

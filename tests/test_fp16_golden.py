@@ -92,49 +92,46 @@ def tie_rich_operands(rng, size):
     return ((rng.integers(0, 2, size) << 15) | (exp << 10) | frac).astype(np.uint16)
 
 
-def test_hand_worked_products():
-    cases = [  # a, b, product, invalid, overflow
-        (0x3C01, 0x3C01, 0x3C02, 0, 0),  # (1 + 2**-10)**2 = 1 + 2**-9 + 2**-20 rounds down
-        (0x3E00, 0x3E00, 0x4080, 0, 0),  # 1.5 * 1.5 = 2.25
-        (0x0400, 0x3800, 0x0200, 0, 0),  # 2**-14 / 2 becomes subnormal
-        (0x0001, 0x3800, 0x0000, 0, 0),  # 2**-25: tie between 0 and 2**-24, to even 0
-        (0x0001, 0x3A00, 0x0001, 0, 0),  # 0.75 * 2**-24 rounds up
-        (0x0003, 0x3800, 0x0002, 0, 0),  # 1.5 * 2**-24: tie, to even 2
-        (0x8001, 0x3400, 0x8000, 0, 0),  # underflow keeps the sign: -0
-        (0x5C00, 0x5C00, 0x7C00, 0, 1),  # 256 * 256 overflows
-        (0x7BFF, 0x3C01, 0x7C00, 0, 1),  # 65504 * (1 + 2**-10) is past 65520
-        (0x7BFF, 0x3BFF, 0x7BFE, 0, 0),  # 65504 * (1 - 2**-11) = 65472.02
-        (0x7C00, 0x0000, 0x7E00, 1, 0),  # Inf * 0
-        (0xFC00, 0xBC00, 0x7C00, 0, 0),  # -Inf * -1: Inf from Inf is no overflow
-        (0x7D55, 0x3C00, 0x7E00, 0, 0),  # NaN payload made canonical, not invalid
-    ]
-    a, b, p, invalid, overflow = (np.array(c) for c in zip(*cases))
-    assert_bits_equal("mul", {"a": a, "b": b}, p, fp16.fp16_mul(a, b))
-    flags = fp16.mul_flags(a, b)
-    assert np.array_equal(flags.invalid, invalid.astype(bool))
-    assert np.array_equal(flags.overflow, overflow.astype(bool))
+PRODUCTS = [  # a, b, product, invalid, overflow
+    (0x3C01, 0x3C01, 0x3C02, 0, 0),  # (1 + 2**-10)**2 = 1 + 2**-9 + 2**-20 rounds down
+    (0x3E00, 0x3E00, 0x4080, 0, 0),  # 1.5 * 1.5 = 2.25
+    (0x0400, 0x3800, 0x0200, 0, 0),  # 2**-14 / 2 becomes subnormal
+    (0x0001, 0x3800, 0x0000, 0, 0),  # 2**-25: tie between 0 and 2**-24, to even 0
+    (0x0001, 0x3A00, 0x0001, 0, 0),  # 0.75 * 2**-24 rounds up
+    (0x0003, 0x3800, 0x0002, 0, 0),  # 1.5 * 2**-24: tie, to even 2
+    (0x8001, 0x3400, 0x8000, 0, 0),  # underflow keeps the sign: -0
+    (0x5C00, 0x5C00, 0x7C00, 0, 1),  # 256 * 256 overflows
+    (0x7BFF, 0x3C01, 0x7C00, 0, 1),  # 65504 * (1 + 2**-10) is past 65520
+    (0x7BFF, 0x3BFF, 0x7BFE, 0, 0),  # 65504 * (1 - 2**-11) = 65472.02
+    (0x7C00, 0x0000, 0x7E00, 1, 0),  # Inf * 0
+    (0xFC00, 0xBC00, 0x7C00, 0, 0),  # -Inf * -1: Inf from Inf is no overflow
+    (0x7D55, 0x3C00, 0x7E00, 0, 0),  # NaN payload made canonical, not invalid
+]
+
+SUMS = [  # x, y, sum, invalid, overflow
+    (0x3C00, 0x1000, 0x3C00, 0, 0),  # 1 + 2**-11: tie, to even 1
+    (0x3C01, 0x1000, 0x3C02, 0, 0),  # tie, to even upward
+    (0x3C00, 0x1001, 0x3C01, 0, 0),  # just above the tie
+    (0x3C00, 0x0FFF, 0x3C00, 0, 0),  # just below the tie
+    (0x7BFF, 0x4C00, 0x7C00, 0, 1),  # 65504 + 16: tie at 65520, odd, rounds to Inf
+    (0x7BFF, 0x4BFF, 0x7BFF, 0, 0),  # 65504 + 15.99
+    (0x3C00, 0xBC00, 0x0000, 0, 0),  # x - x = +0
+    (0x8000, 0x0000, 0x0000, 0, 0),  # -0 + +0 = +0
+    (0x8000, 0x8000, 0x8000, 0, 0),  # -0 + -0 = -0
+    (0x0200, 0x0200, 0x0400, 0, 0),  # two subnormals make the smallest normal
+    (0x0400, 0x8001, 0x03FF, 0, 0),  # and back
+    (0x3C00, 0xBBFF, 0x1000, 0, 0),  # 1 - (1 - 2**-11): cancellation, exact
+    (0x7C00, 0xFC00, 0x7E00, 1, 0),  # Inf - Inf
+    (0x7C00, 0x7BFF, 0x7C00, 0, 0),  # Inf + finite is no overflow
+]
 
 
-def test_hand_worked_sums():
-    cases = [  # x, y, sum, invalid, overflow
-        (0x3C00, 0x1000, 0x3C00, 0, 0),  # 1 + 2**-11: tie, to even 1
-        (0x3C01, 0x1000, 0x3C02, 0, 0),  # tie, to even upward
-        (0x3C00, 0x1001, 0x3C01, 0, 0),  # just above the tie
-        (0x3C00, 0x0FFF, 0x3C00, 0, 0),  # just below the tie
-        (0x7BFF, 0x4C00, 0x7C00, 0, 1),  # 65504 + 16: tie at 65520, odd, rounds to Inf
-        (0x7BFF, 0x4BFF, 0x7BFF, 0, 0),  # 65504 + 15.99
-        (0x3C00, 0xBC00, 0x0000, 0, 0),  # x - x = +0
-        (0x8000, 0x0000, 0x0000, 0, 0),  # -0 + +0 = +0
-        (0x8000, 0x8000, 0x8000, 0, 0),  # -0 + -0 = -0
-        (0x0200, 0x0200, 0x0400, 0, 0),  # two subnormals make the smallest normal
-        (0x0400, 0x8001, 0x03FF, 0, 0),  # and back
-        (0x3C00, 0xBBFF, 0x1000, 0, 0),  # 1 - (1 - 2**-11): cancellation, exact
-        (0x7C00, 0xFC00, 0x7E00, 1, 0),  # Inf - Inf
-        (0x7C00, 0x7BFF, 0x7C00, 0, 0),  # Inf + finite is no overflow
-    ]
-    x, y, s, invalid, overflow = (np.array(c) for c in zip(*cases))
-    assert_bits_equal("add", {"x": x, "y": y}, s, fp16.fp16_add(x, y))
-    flags = fp16.add_flags(x, y)
+@pytest.mark.parametrize("name, op, flags_of, cases", [("mul", fp16.fp16_mul, fp16.mul_flags, PRODUCTS),
+                                                       ("add", fp16.fp16_add, fp16.add_flags, SUMS)])
+def test_hand_worked_results(name, op, flags_of, cases):
+    x, y, result, invalid, overflow = (np.array(c) for c in zip(*cases))
+    assert_bits_equal(name, {"x": x, "y": y}, result, op(x, y))
+    flags = flags_of(x, y)
     assert np.array_equal(flags.invalid, invalid.astype(bool))
     assert np.array_equal(flags.overflow, overflow.astype(bool))
 
