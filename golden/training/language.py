@@ -29,8 +29,8 @@ from .layers import Identity, Linear, Pact, Relu
 from .models import PACT_ALPHA_INIT
 from .runtime import single_blas_thread
 from .schemes import SCHEMES, get_scheme
-from .train import (ALPHA_MIN, Diverged, NotLearning, RunConfig, _non_negative_int, cosine_lr, positive_int,
-                    softmax_cross_entropy)
+from .train import (ALPHA_MIN, Diverged, NotLearning, RunConfig, _non_negative_int, backward_and_update, cosine_lr,
+                    positive_int, softmax_cross_entropy)
 
 DATASET, MODEL = "pydoc", "transformer"
 CONTEXT, D_MODEL, N_HEADS, N_LAYERS = 64, 128, 4, 2
@@ -294,17 +294,8 @@ def train_step(model, optimizer, inputs, targets, lr):
     """
     logits = model.forward(inputs)
     loss, grad = softmax_cross_entropy(logits, targets.ravel())
-    if not math.isfinite(loss):
-        raise Diverged(f"the loss is {loss}")
-    try:
-        model.backward(grad * np.asarray(targets.size, grad.dtype))
-    except FloatingPointError as error:
-        raise Diverged(str(error)) from error
-    optimizer.step(lr)
-    for layer in model.layers:
-        for name, param in layer.params.items():
-            if not np.isfinite(param).all():
-                raise Diverged(f"parameter {name} of layer {layer.name} became non-finite")
+    backward_and_update(model, optimizer, loss, grad * np.asarray(targets.size, grad.dtype), lr,
+                        backward_errors=FloatingPointError)
     return loss
 
 

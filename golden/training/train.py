@@ -95,18 +95,27 @@ def train_step(model, optimizer, x, y, lr):
     """One forward, backward and update on batch ``(x, y)``; raises :class:`Diverged` on non-finite values."""
     logits = model.forward(x)
     loss, grad = softmax_cross_entropy(logits, y)
+    backward_and_update(model, optimizer, loss, grad, lr)
+    return StepResult(loss, int((logits.argmax(axis=1) == y).sum()))
+
+
+def backward_and_update(model, optimizer, loss, grad, lr, backward_errors=NonFiniteGradient):
+    """Backward of ``grad`` (the loss gradient at the logits) and one optimizer step at ``lr``.
+
+    Raises :class:`Diverged` on a non-finite ``loss``, on ``backward_errors`` from the backward pass,
+    and on a parameter the step made non-finite.
+    """
     if not math.isfinite(loss):
         raise Diverged(f"the loss is {loss}")
     try:
         model.backward(grad)
-    except NonFiniteGradient as error:
+    except backward_errors as error:
         raise Diverged(str(error)) from error
     optimizer.step(lr)
     for layer in model.layers:
         for name, param in layer.params.items():
             if not np.isfinite(param).all():
                 raise Diverged(f"parameter {name} of layer {layer.name} became non-finite")
-    return StepResult(loss, int((logits.argmax(axis=1) == y).sum()))
 
 
 def evaluate(model, x, y, batch_size=EVAL_BATCH):

@@ -1,12 +1,12 @@
 """Properties of the training array (2 x 2, bounded): the output protocol, the error flag, mode changes."""
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Signal
 from amaranth.hdl import Assert, Cover
 
 from golden.tiling import Mode
 from rtl.array import TrainingArray
 
-from .harness import Dut, Harness, delayed, no_reset, past_valid
+from .harness import CheckHarness, Dut, delayed, past_valid
 from .streams import Scoreboard, source_rules, stream_rules
 
 ROWS = COLS = 2
@@ -14,7 +14,7 @@ ROWS = COLS = 2
 TILES_IN_FLIGHT = 4
 
 
-class ArrayHarness(Harness):
+class ArrayHarness(CheckHarness):
     """TrainingArray 2 x 2 (8-bit accumulators) with any commands, operand gaps and back-pressure.
 
     ``check``:
@@ -29,15 +29,10 @@ class ArrayHarness(Harness):
     """
 
     def __init__(self, check, edit=None):
-        super().__init__()
-        self.check = check
-        self.dut = Dut(TrainingArray(ROWS, COLS, 8, 8), "training_array_2x2", edit=edit)
+        super().__init__(check, Dut(TrainingArray(ROWS, COLS, 8, 8), "training_array_2x2", edit=edit))
 
     def elaborate(self, platform):
-        m = Module()
-        self.free_ports(m, self.dut)
-        no_reset(m)
-        p = self.dut.ports
+        m, p = self.dut_module()
         started = past_valid(m, 1)
         for name in ("cmd", "a", "b"):
             source_rules(m, getattr(p, name), started, name)

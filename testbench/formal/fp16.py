@@ -5,7 +5,7 @@ from amaranth.hdl import Assert, Assume, ResetSignal
 
 from rtl.fp16_mac import Fp16Mac
 
-from .harness import Dut, Harness, delayed, no_reset
+from .harness import CheckHarness, Dut, delayed, no_reset
 
 NAN = 0x7E00        # the canonical NaN of the contract (golden/fp16.py)
 B_FRACTION_BITS = 3
@@ -30,13 +30,11 @@ def is_zero(bits):
     return bits[:15] == 0
 
 
-class Fp16Harness(Harness):
+class Fp16Harness(CheckHarness):
     """Fp16Mac through its ports; ``check`` is one of the claims below."""
 
     def __init__(self, check, edit=None):
-        super().__init__()
-        self.check = check
-        self.dut = Dut(Fp16Mac(), "fp16_mac", edit=edit)
+        super().__init__(check, Dut(Fp16Mac(), "fp16_mac", edit=edit))
 
     def elaborate(self, platform):
         m = Module()

@@ -1,6 +1,6 @@
 """The design under proof as a Verilog instance, and reference-model helpers for harnesses."""
 
-from amaranth import Elaboratable, Instance, Signal
+from amaranth import Elaboratable, Instance, Module, Signal
 from amaranth.back import verilog
 from amaranth.hdl import Assume, ClockSignal, ResetSignal
 from amaranth.lib import wiring
@@ -74,6 +74,22 @@ class Harness(Elaboratable):
         """Drive every input port of ``dut`` freely; returns them by Verilog port name."""
         return {"__".join(map(str, path)): self.free(m, value, "in_" + "__".join(map(str, path)))
                 for path, value in dut.instantiate(m)}
+
+    def dut_module(self):
+        """A module holding ``self.dut`` with free inputs and reset never asserted; returns it and the ports."""
+        m = Module()
+        self.free_ports(m, self.dut)
+        no_reset(m)
+        return m, self.dut.ports
+
+
+class CheckHarness(Harness):
+    """A harness proving one of several properties of ``dut``, chosen by the name ``check``."""
+
+    def __init__(self, check, dut):
+        super().__init__()
+        self.check = check
+        self.dut = dut
 
 
 def no_reset(m):

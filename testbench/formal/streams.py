@@ -1,13 +1,13 @@
 """Properties of the stream units: values against the contract, and the handshake of every endpoint."""
 
-from amaranth import Array, Cat, Module, Mux, Signal
+from amaranth import Array, Cat, Mux, Signal
 from amaranth.hdl import Assert, Assume
 
 from rtl.grad_scale import GradScaleUnit
 from rtl.radix4_quantizer import Radix4Quantizer
 
 from . import reference
-from .harness import Dut, Harness, delayed, no_reset, past_valid
+from .harness import CheckHarness, Dut, delayed, past_valid
 
 
 def quantizer_reference(m, payload):
@@ -62,7 +62,7 @@ def source_rules(m, stream, started, name):
     m.d.comb += Assume(~(started & stalled) | (stream.valid & (stream.payload.as_value() == payload)))
 
 
-class QuantizerHarness(Harness):
+class QuantizerHarness(CheckHarness):
     """Radix4Quantizer. ``check``:
 
     * ``values``: without back-pressure, every accepted input leaves LATENCY cycles later with the
@@ -73,15 +73,10 @@ class QuantizerHarness(Harness):
     """
 
     def __init__(self, check, edit=None):
-        super().__init__()
-        self.check = check
-        self.dut = Dut(Radix4Quantizer(), "radix4_quantizer", edit=edit)
+        super().__init__(check, Dut(Radix4Quantizer(), "radix4_quantizer", edit=edit))
 
     def elaborate(self, platform):
-        m = Module()
-        self.free_ports(m, self.dut)
-        no_reset(m)
-        p = self.dut.ports
+        m, p = self.dut_module()
         started = past_valid(m, 1)
         accepted = p.i.valid & p.i.ready
         if self.check == "values":
@@ -109,7 +104,7 @@ class QuantizerHarness(Harness):
         return m
 
 
-class GradScaleHarness(Harness):
+class GradScaleHarness(CheckHarness):
     """GradScaleUnit. ``check``:
 
     * ``values``: one-value tensors, one per cycle, without back-pressure give s = the smallest integer with
@@ -120,15 +115,10 @@ class GradScaleHarness(Harness):
     """
 
     def __init__(self, check, edit=None):
-        super().__init__()
-        self.check = check
-        self.dut = Dut(GradScaleUnit(), "grad_scale", edit=edit)
+        super().__init__(check, Dut(GradScaleUnit(), "grad_scale", edit=edit))
 
     def elaborate(self, platform):
-        m = Module()
-        self.free_ports(m, self.dut)
-        no_reset(m)
-        p = self.dut.ports
+        m, p = self.dut_module()
         started = past_valid(m, 1)
         accepted = p.i.valid & p.i.ready
         _, _, inf, nan, zero = reference.fp16_parts(p.i.payload.value)

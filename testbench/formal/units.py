@@ -22,10 +22,7 @@ class AccumulatorHarness(Harness):
                        edit=edit)
 
     def elaborate(self, platform):
-        m = Module()
-        self.free_ports(m, self.dut)
-        no_reset(m)
-        p = self.dut.ports
+        m, p = self.dut_module()
         stages = SaturatingAccumulator.LATENCY - 1
         term = delayed(m, p.term, stages, "term") + delayed(m, p.carry, stages, "carry")
         valid, clear = delayed(m, p.valid, stages, "valid"), delayed(m, p.clear, stages, "clear")
@@ -50,10 +47,7 @@ class MacHarness(Harness):
         self.dut = Dut(cls(**built), name, edit=edit)
 
     def elaborate(self, platform):
-        m = Module()
-        self.free_ports(m, self.dut)
-        no_reset(m)
-        p = self.dut.ports
+        m, p = self.dut_module()
         stages = type(self.dut.component).LATENCY - 1
         valid = delayed(m, p.valid, stages, "valid")
         clear = delayed(m, p.clear, stages, "clear")
