@@ -8,11 +8,11 @@ Inf, canonical NaN, sticky ``invalid``/``overflow``): a two-stage multiplier and
 adder around the running sum.
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp16_mac import Fp16Adder, Fp16Multiplier
+from .fp16_mac import Fp16Multiplier, accumulate_products
 
 #: A finished sum: the binary16 pattern and its sticky flags.
 SHADOW_LAYOUT = data.StructLayout({"acc": 16, "invalid": 1, "overflow": 1})
@@ -61,30 +61,9 @@ class Fp16ProcessingElement(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.d.sync += [self.a_out.eq(self.a), self.b_out.eq(self.b)]
-        m.submodules.multiplier = multiplier = Fp16Multiplier()
-        m.submodules.adder = adder = Fp16Adder()
-        valid, first = self.valid, self.first
-        for stage in range(Fp16Multiplier.LATENCY):
-            valid_next, first_next = Signal(name=f"valid_{stage + 1}"), Signal(name=f"first_{stage + 1}")
-            m.d.sync += [valid_next.eq(valid), first_next.eq(first)]
-            valid, first = valid_next, first_next
         acc = Signal(SHADOW_LAYOUT)
-        m.d.comb += [
-            multiplier.a.eq(self.a),
-            multiplier.b.eq(self.b),
-            adder.x.eq(Mux(first, 0, acc.acc)),
-            adder.y.eq(multiplier.p),
-        ]
-        step_invalid = valid & (multiplier.invalid | adder.invalid)
-        step_overflow = valid & (multiplier.overflow | adder.overflow)
-        with m.If(valid):
-            m.d.sync += acc.acc.eq(adder.s)
-        with m.Elif(first):
-            m.d.sync += acc.acc.eq(0)
-        m.d.sync += [
-            acc.invalid.eq(Mux(first, 0, acc.invalid) | step_invalid),
-            acc.overflow.eq(Mux(first, 0, acc.overflow) | step_overflow),
-        ]
+        accumulate_products(m, self.a, self.b, self.valid, self.first, acc.acc, acc.invalid, acc.overflow,
+                            clear_name="first")
         with m.If(self.capture):
             m.d.sync += self.shadow.eq(acc)
         with m.Elif(self.shift):
