@@ -31,4 +31,16 @@ def rng(seed):
     return np.random.default_rng(seed)
 
 
+@pytest.fixture
+def usage_error(capsys):
+    """``usage_error(main, argv)``: runs a command line's ``main`` that must stop with status 2 (bad
+    arguments); returns what it wrote on stderr."""
+    def run(main, argv):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        return capsys.readouterr().err
+    return run
+
+
 ALL_FLOAT16 = np.arange(1 << 16, dtype=np.uint16).view(np.float16)

@@ -60,9 +60,6 @@ def test_summary_records_each_property(tmp_path):
     assert entries[0]["seconds"] > 0
 
 
-def test_unknown_property_is_one_line_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        formal.main(["nope"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+def test_unknown_property_is_one_line_error(usage_error):
+    err = usage_error(formal.main, ["nope"])
     assert "unknown property 'nope'" in err and "Traceback" not in err

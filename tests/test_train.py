@@ -150,11 +150,8 @@ def test_bad_names_and_numbers():
     (["--dataset", "digits", "--model", "mlp", "--scheme", "fp4"], "invalid choice: 'fp4'"),
     (["--seed", "-1"], "must be a non-negative integer, got -1"),
 ])
-def test_cli_rejects_bad_arguments(capsys, argv, message):
-    with pytest.raises(SystemExit) as exit_info:
-        train.main(argv)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+def test_cli_rejects_bad_arguments(usage_error, argv, message):
+    assert message in usage_error(train.main, argv)
 
 
 def test_cli_defaults_are_the_accuracy_table_settings():
