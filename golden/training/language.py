@@ -17,7 +17,6 @@ Command line::
 """
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -27,10 +26,9 @@ import numpy as np
 from .. import int4
 from .layers import Identity, Linear, Pact, Relu
 from .models import PACT_ALPHA_INIT
-from .runtime import single_blas_thread
 from .schemes import SCHEMES, get_scheme
 from .train import (ALPHA_MIN, Diverged, NotLearning, RunConfig, _non_negative_int, backward_and_update, cosine_lr,
-                    positive_int, softmax_cross_entropy)
+                    positive_int, run_from_command_line, softmax_cross_entropy)
 
 DATASET, MODEL = "pydoc", "transformer"
 CONTEXT, D_MODEL, N_HEADS, N_LAYERS = 64, 128, 4, 2
@@ -386,19 +384,13 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     config = RunConfig(DATASET, MODEL, args.scheme, args.epochs, args.seed, args.batch_size)
-    single_blas_thread(warm_up=False)
-    try:
-        result = run(config, progress=not args.no_progress)
-    except (Diverged, NotLearning) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(f"{DATASET}-{MODEL}-{config.scheme} seed {config.seed}: validation {result['final_val_bpc']:.3f} "
-              f"bits per character after {config.epochs} epochs ({result['epoch_seconds']:.1f} s/epoch, "
-              f"{result['invalid_blocks']} invalid blocks)")
-    return 0
+
+    def summary(result):
+        return (f"{DATASET}-{MODEL}-{config.scheme} seed {config.seed}: validation {result['final_val_bpc']:.3f} "
+                f"bits per character after {config.epochs} epochs ({result['epoch_seconds']:.1f} s/epoch, "
+                f"{result['invalid_blocks']} invalid blocks)")
+
+    return run_from_command_line(run, config, args, summary, (Diverged, NotLearning))
 
 
 if __name__ == "__main__":

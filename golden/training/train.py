@@ -299,20 +299,27 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     config = RunConfig(args.dataset, args.model, args.scheme, args.epochs, args.seed, args.batch_size, args.lr)
+
+    def summary(result):
+        return (f"{config.dataset}-{config.model}-{config.scheme} seed {config.seed}: test accuracy "
+                f"{100 * result['final_test_acc']:.2f}% after {config.epochs} epochs "
+                f"({result['epoch_seconds']:.2f} s/epoch"
+                + (f", {result['invalid_blocks']} invalid (NaN/Inf) blocks" if get_scheme(config.scheme).block_format
+                   else "") + ")")
+
+    return run_from_command_line(run, config, args, summary, (Diverged, NotLearning, datasets.DamagedCache))
+
+
+def run_from_command_line(run, config, args, summary, errors):
+    """``run(config)`` for a command line: the result as JSON (``--json``) or ``summary(result)`` and
+    exit status 0; ``errors`` printed as ``error: ...`` on stderr with status 1."""
     single_blas_thread(warm_up=False)
     try:
         result = run(config, progress=not args.no_progress)
-    except (Diverged, NotLearning, datasets.DamagedCache) as error:
+    except errors as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(f"{config.dataset}-{config.model}-{config.scheme} seed {config.seed}: test accuracy "
-              f"{100 * result['final_test_acc']:.2f}% after {config.epochs} epochs "
-              f"({result['epoch_seconds']:.2f} s/epoch"
-              + (f", {result['invalid_blocks']} invalid (NaN/Inf) blocks" if get_scheme(config.scheme).block_format
-                 else "") + ")")
+    print(json.dumps(result, indent=1) if args.json else summary(result))
     return 0
 
 
