@@ -2,9 +2,9 @@
 
 ``python -m synth.project_report [--build DIR]`` reads what the stages wrote (build/stages/*.json,
 build/verilog/manifest.json, build/sim/summary.json, build/sim/train_steps.json,
-build/sim/array_utilization.json, build/formal/summary.json, build/synth/report.json, build/train/results.json or its quick
-version) and writes one Markdown report and one self-contained HTML page (images inlined), then
-prints the key figures. A stage that has not run yet is listed as missing with the command that
+build/sim/array_utilization.json, build/formal/summary.json, build/synth/report.json,
+build/chip/chip.json, build/train/results.json or its quick version) and writes one Markdown report
+and one self-contained HTML page (images inlined), then prints the key figures. A stage that has not run yet is listed as missing with the command that
 produces it; the report never invents a figure.
 """
 
@@ -328,6 +328,23 @@ def synth_section(build):
     return section, {"headline": head}
 
 
+def formats_section(build):
+    """The per-format table (:mod:`synth.formats`) and the plot of accuracy gap against MAC/s per 1k LUT."""
+    from . import formats
+
+    data = formats.collect(build)
+    section = Section("Per-format cost and accuracy: fourbit, MXFP4, NVFP4, FP16")
+    section.tables.append(Table(formats.HEADER, formats.table_rows(data), "ll" + "r" * (len(formats.HEADER) - 2)))
+    section.paragraphs += formats.notes(data)
+    path = formats.plot(data, build / formats.PLOT)
+    if path:
+        section.images.append(("accuracy gap against MAC/s per 1k LUT", Path(path)))
+    else:
+        section.paragraphs.append("The plot of accuracy gap against MAC/s per 1k LUT needs a synthesis report and a "
+                                  f"training table: {formats.not_measured('make synth and make train-quick')}.")
+    return section, data
+
+
 def train_section(build):
     train = build / "train"
     results = _load(train / "results.json")
@@ -371,9 +388,11 @@ def collect(build):
     array, array_key = array_section(build, sim_key.get("level"))
     synth, synth_key = synth_section(build)
     train, train_key = train_section(build)
-    sections = [verilog_section(build), sim, formal, array, synth, sweep_section(build), train, stages,
+    formats, formats_key = formats_section(build)
+    sections = [verilog_section(build), sim, formal, array, synth, sweep_section(build), train, formats, stages,
                 environment_section()]
-    return sections, {"stages": times, "sim": sim_key, "formal": formal_key, "array": array_key, "synth": synth_key, "train": train_key}
+    return sections, {"stages": times, "sim": sim_key, "formal": formal_key, "array": array_key, "synth": synth_key,
+                      "train": train_key, "formats": formats_key}
 
 
 def key_figures(key):
@@ -396,6 +415,11 @@ def key_figures(key):
         for entry in head["entries"]:
             lines.append(f"synthesis: {entry['label']}: {entry['lut_equiv']:.0f} LUT-equiv at "
                          f"{entry['fmax_mhz']:.0f} MHz, {entry['ratio']:.1f}x the MAC/s per LUT of the best FP16 MAC")
+    measured = [e for e in key.get("formats", {}).get("entries", []) if e["cost"]]
+    if measured:
+        lines.append("per format, one PE on ECP5-85F LUT-only: " + "; ".join(
+            f"{e['format']} {e['cost']['lut_equiv']:.0f} LUT-equiv, {_si(e['cost']['mac_per_s_per_klut'], 'MAC/s')} "
+            "per 1k LUT" for e in measured))
     outside = [name for name in key["stages"] if name not in DEFAULT_FLOW]
     if outside:
         lines.append("outside the default flow, last results: " + "; ".join(

@@ -102,10 +102,8 @@ def headline(rows):
     baseline = max(fp16, key=lambda e: e["mac_per_s_per_klut"], default=None)
     entries = [_entry(r["label"], r["lut_equiv"], r["ff"], r["fmax_mhz"], r["mac_per_s_per_klut"], r)
                for r in on_run if r["macs_per_cycle"] == 1 and r["unit"] not in BASELINE_UNITS]
-    arrays = [r for r in on_run if r["unit"] == ARRAY_UNIT]
-    arrays = [r for r in arrays if r["headline"]] or arrays
-    if arrays:
-        array = max(arrays, key=lambda r: r["macs_per_cycle"])
+    array = headline_array(on_run)
+    if array:
         pes = array["macs_per_cycle"]
         rows_, cols = array["array_size"]
         entries.append(_entry(f"array PE ({rows_}x{cols} array / {pes})", array["lut_equiv"] / pes,
@@ -115,6 +113,14 @@ def headline(rows):
         entry["ratio"] = (entry["mac_per_s_per_klut"] / base_efficiency) if base_efficiency else None
     return {"target": HEADLINE_RUN[0], "mapping": HEADLINE_RUN[1], "baseline": baseline,
             "fp16": fp16, "entries": entries}
+
+
+def headline_array(rows, unit=ARRAY_UNIT):
+    """The array row of ``unit`` whose PE stands for the array: the headline size if it was placed
+    (several seeds), else the largest; None without a placed array."""
+    arrays = [r for r in rows if r["unit"] == unit and r.get("array_size") and r["fits"]]
+    arrays = [r for r in arrays if r.get("headline")] or arrays
+    return max(arrays, key=lambda r: r["array_size"][0] * r["array_size"][1], default=None)
 
 
 def _entry(label, lut_equiv, ff, fmax, efficiency, row):

@@ -210,13 +210,14 @@ def points(rows):
     return result
 
 
-def pareto(pts):
-    """The points no other point beats on both fewer LUT-equivalents and more GMAC/s."""
-    useful = [p for p in pts if p["gmac_per_s"]]
+def pareto(pts, cost="lut_equiv", gain="gmac_per_s"):
+    """The points no other point beats on both less ``cost`` and more ``gain`` (sorted by cost);
+    points without a gain are left out."""
+    useful = [p for p in pts if p[gain] and p[cost] is not None]
     return sorted((p for p in useful if not any(
-        q["lut_equiv"] <= p["lut_equiv"] and q["gmac_per_s"] >= p["gmac_per_s"]
-        and (q["lut_equiv"], q["gmac_per_s"]) != (p["lut_equiv"], p["gmac_per_s"]) for q in useful)),
-        key=lambda p: p["lut_equiv"])
+        q[cost] <= p[cost] and q[gain] >= p[gain]
+        and (q[cost], q[gain]) != (p[cost], p[gain]) for q in useful)),
+        key=lambda p: p[cost])
 
 
 def pareto_by_run(pts):
@@ -230,38 +231,19 @@ def plot(rows, out_dir):
     pts = [p for p in points(rows) if p["fits"]]
     if not pts:
         return []
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     series = sorted({(p["target"], p["mapping"]) for p in pts})
     paths = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = new_axes()
     for target, mapping in series:
         mine = [p for p in pts if (p["target"], p["mapping"]) == (target, mapping) and p["gmac_per_s"]]
-        if not mine:
-            continue
-        dots = ax.scatter([p["lut_equiv"] for p in mine], [p["gmac_per_s"] for p in mine], alpha=0.6,
-                          label=f"{target} {mapping}")
-        front = pareto(mine)
-        ax.step([p["lut_equiv"] for p in front], [p["gmac_per_s"] for p in front], where="post",
-                color=dots.get_facecolor()[0], alpha=0.8)
-        for p in front:
-            ax.annotate(p["label"], (p["lut_equiv"], p["gmac_per_s"]), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
+        if mine:
+            scatter_with_front(ax, mine, "lut_equiv", "gmac_per_s", pareto(mine), f"{target} {mapping}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("LUT-equivalents")
-    ax.set_ylabel("GMAC/s at Fmax")
-    ax.set_title("Sweep: throughput against area (lines: Pareto fronts)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(Path(out_dir) / "sweep_pareto.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save(fig, ax, Path(out_dir) / "sweep_pareto.png", "LUT-equivalents", "GMAC/s at Fmax",
+                      "Sweep: throughput against area (lines: Pareto fronts)"))
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = new_axes()
     for target, mapping in series:
         for unit in sorted({p["unit"] for p in pts}):
             mine = sorted(((p["pes"] or 1, p["fmax_mhz"]) for p in pts
@@ -270,16 +252,40 @@ def plot(rows, out_dir):
                 ax.plot(*zip(*mine), marker="o", linestyle="-" if len(mine) > 1 else "",
                         label=f"{unit} {target} {mapping}")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("PEs (array rows x cols; 1 for a PE)")
-    ax.set_ylabel("Fmax (MHz, median of seeds)")
-    ax.set_title("Sweep: Fmax against size")
+    paths.append(save(fig, ax, Path(out_dir) / "sweep_fmax.png", "PEs (array rows x cols; 1 for a PE)",
+                      "Fmax (MHz, median of seeds)", "Sweep: Fmax against size", legend={"fontsize": 6, "ncol": 2}))
+    return paths
+
+
+def new_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=(7, 4.5))
+
+
+def scatter_with_front(ax, pts, x, y, front, label, where="post", names=None):
+    """Scatter ``pts`` (dicts) at keys ``x``, ``y``; join ``front`` in a step line of the same colour
+    and annotate ``names`` (default: the front) with their ``label`` key."""
+    dots = ax.scatter([p[x] for p in pts], [p[y] for p in pts], alpha=0.6, label=label)
+    front = sorted(front, key=lambda p: p[x])
+    ax.step([p[x] for p in front], [p[y] for p in front], where=where, color=dots.get_facecolor()[0], alpha=0.8)
+    for p in front if names is None else names:
+        ax.annotate(p["label"], (p[x], p[y]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+
+
+def save(fig, ax, path, xlabel, ylabel, title, legend=None):
+    """Label, grid and legend ``ax``, write ``fig`` as a PNG at ``path`` and close it; returns the path."""
+    import matplotlib.pyplot as plt
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(**(legend or {"fontsize": 8}))
     fig.tight_layout()
-    paths.append(Path(out_dir) / "sweep_fmax.png")
-    fig.savefig(paths[-1], dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return [str(p) for p in paths]
+    return str(path)
 
 
 def _fmt(value, digits=1):

@@ -1,0 +1,294 @@
+"""The per-format table: silicon cost and training accuracy of each 4-bit format beside FP16.
+
+``python -m synth.formats [--build DIR] [--readme README.md]`` prints the table (with ``--readme``
+it also rewrites the README's copy between its ``formats:begin``/``formats:end`` markers);
+``python -m synth.project_report`` puts it and the plot of accuracy gap against MAC/s per 1k LUT
+into the report. Every figure comes from a stage's results: build/synth/report.json (one PE on
+ECP5-85F LUT-only, Fmax the median of the seeds placed), build/chip/chip.json (chip-level GMAC/s)
+and the training table (build/train/results.json, else its quick version). A figure whose stage
+has not run is a "not measured: run make X" cell.
+"""
+
+import argparse
+import datetime
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from . import report, sweep
+from .designs import ARRAY_UNIT, BASELINE_UNITS, HEADLINE_RUN
+
+MX_ARRAY_UNIT = "mx_array"
+#: (name, training scheme, unit of its array, block format of its ``mx_row``); None where there is none.
+FORMATS = (
+    ("fourbit radix-4", "fourbit", ARRAY_UNIT, None),
+    ("MXFP4", "mxfp4", MX_ARRAY_UNIT, "mxfp4"),
+    ("NVFP4", "nvfp4", MX_ARRAY_UNIT, "nvfp4"),
+    ("FP16", None, None, None),
+)
+#: The training-table rows whose gap to FP32 the table shows:
+#: (dataset, model, column heading, unit of the gap, the command whose table holds the row).
+ACCURACY_ROWS = (("digits", "mlp", "digits-MLP gap", "points", "make train-quick"),
+                 ("pydoc", "transformer", "char-LM bpc gap", "%", "make train"))
+CHIP_DEVICE, CHIP_MAPPING = "LFE5U-85F", "lut"
+PLOT = "formats_gap_vs_efficiency.png"
+MARKERS = ("<!-- formats:begin: python -m synth.formats --readme README.md -->", "<!-- formats:end -->")
+HEADER = ["format", "PE measured as", "LUT-equiv per PE", "FF per PE", "DSP per PE", "Fmax MHz",
+          "MAC/s per 1k LUT", "chip GMAC/s (ECP5-85F LUT-only)", *(row[2] for row in ACCURACY_ROWS)]
+#: The MXFP4 goal: at most this times the LUT-equiv of fourbit's PE, at no lower Fmax.
+MX_AREA_GOAL = 1.5
+
+
+def not_measured(command):
+    return f"not measured: run {command}"
+
+
+def _load(path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures
+
+
+def _params(row):
+    return row.get("params") or {}
+
+
+def _per_pe(row, pes, design):
+    """The cost of one PE of a placed synthesis row that holds ``pes`` PEs."""
+    fmax = [f for f in row["fmax_by_seed"].values() if f is not None]
+    median = statistics.median(fmax)
+    lut = row["lut_equiv"] / pes
+    return {"design": design, "lut_equiv": lut, "ff": row["ff"] / pes, "dsp": row["dsp"] / pes,
+            "fmax_mhz": median, "seeds": len(fmax), "mac_per_s_per_klut": report.mac_rates(1, median, lut)[1],
+            "date": row.get("date")}
+
+
+def cost(rows, array_unit, row_format):
+    """The per-PE cost of a format from synthesis report rows (on :data:`HEADLINE_RUN`), or None.
+
+    fourbit and the block-scaled formats: their array (``array_unit``, ``fmt`` = ``row_format`` if
+    it has one) divided by R x C, edge logic included; a block-scaled format without a placed array:
+    its ``mx_row`` divided by its columns, shared float32 unit included. FP16 (``array_unit`` None):
+    the FP16 PE of :data:`BASELINE_UNITS` with the most MAC/s per 1k LUT.
+    """
+    placed = [r for r in rows if (r["target"], r["mapping"]) == HEADLINE_RUN and r["fits"]]
+    if array_unit is None:
+        pes = [_per_pe(r, 1, r["label"]) for r in placed if r["unit"] in BASELINE_UNITS]
+        return max(pes, key=lambda e: e["mac_per_s_per_klut"], default=None)
+    array = report.headline_array([r for r in placed if _params(r).get("fmt", row_format) == row_format],
+                                  array_unit)
+    if array:
+        rows_, cols = array["array_size"]
+        return _per_pe(array, rows_ * cols, f"{array['label']} ÷ {rows_ * cols}")
+    row = next((r for r in placed if r["unit"] == "mx_row" and _params(r).get("fmt") == row_format
+                and _params(r).get("shared")), None)
+    if row is None:
+        return None
+    columns = row["params"]["columns"]
+    return _per_pe(row, columns, f"mx_row of {columns} ÷ {columns}, shared float32 unit (no array)")
+
+
+def chip_entry(chip, fmt):
+    """The chip-level cell of ``fmt`` (a training scheme name or "fp16") from build/chip/chip.json, or None.
+
+    The largest placed array of the format on :data:`CHIP_DEVICE` with :data:`CHIP_MAPPING` (the
+    ``rows`` of ``python -m synth.chip``: device, mapping, fmt, kind, size, gmac_per_s), and the
+    chip report's estimate for the same device and mapping where it has one (``estimates``: an FP16
+    array with the pipelined PE swapped in, not placed).
+    """
+    def on_device(r):
+        return (r.get("device"), r.get("mapping")) == (CHIP_DEVICE, CHIP_MAPPING) and r.get("gmac_per_s")
+
+    placed = [r for r in (chip or {}).get("rows", []) if on_device(r) and r.get("fmt") == fmt]
+    if not placed:
+        return None
+    best = max(placed, key=lambda r: r["gmac_per_s"])
+    rows_, cols = best["size"]
+    cell = f"{best['gmac_per_s']:.2f} ({best['kind']} {rows_}x{cols})"
+    estimate = next((e for e in (chip or {}).get("estimates", []) if on_device(e)), None) if fmt == "fp16" else None
+    if estimate:
+        cell += f"; pipelined PE estimated {estimate['gmac_per_s']:.2f}"
+    return cell
+
+
+def training_table(build):
+    """(results, the command that made them, their path) of the full training table, else the quick one."""
+    for path, command in ((build / "train" / "results.json", "make train"),
+                          (build / "train" / "quick" / "results.json", "make train-quick")):
+        results = _load(path)
+        if results is not None:
+            return results, command, path
+    return None, None, None
+
+
+def gap(results, scheme, dataset, model):
+    """The gap to FP32 of ``scheme`` on the (dataset, model) row of a training table, or None."""
+    return next((r["gap_to_fp32"] for r in (results or {}).get("rows", [])
+                 if (r["dataset"], r["model"], r["scheme"]) == (dataset, model, scheme)), None)
+
+
+def scale_multiply(rows):
+    """NVFP4's FP8 scale multiply from the difference of four measured designs, or None.
+
+    (NVFP4 mx_row - MXFP4 mx_row) - (NVFP4 fp32_scaled_add - MXFP4 fp32_scaled_add): what a row
+    spends on multiplying the two E4M3 block scales into the block term instead of adding MXFP4's
+    E8M0 exponents, with the growth of the float32 unit (its wider term) taken out.
+    """
+    placed = {}
+    for r in rows:
+        if (r["target"], r["mapping"]) == HEADLINE_RUN and _params(r).get("shared", True):
+            placed[r["unit"], _params(r).get("fmt") or _params(r).get("sig_width")] = r
+    needed = [("mx_row", "nvfp4"), ("mx_row", "mxfp4"), ("fp32_scaled_add", 21), ("fp32_scaled_add", 14)]
+    if not all(key in placed for key in needed):
+        return None
+    nv_row, mx_row, nv_add, mx_add = (placed[key] for key in needed)
+    columns = nv_row["params"]["columns"]
+    if mx_row["params"]["columns"] != columns:
+        return None
+    row_delta = nv_row["lut_equiv"] - mx_row["lut_equiv"]
+    unit_delta = nv_add["lut_equiv"] - mx_add["lut_equiv"]
+    return {"row_delta": row_delta, "unit_delta": unit_delta, "multiply": row_delta - unit_delta,
+            "columns": columns, "per_pe": (row_delta - unit_delta) / columns}
+
+
+def collect(build):
+    """The per-format entries (cost or None, chip GMAC/s, gaps) and what their inputs were."""
+    build = Path(build)
+    synth = _load(build / "synth" / "report.json")
+    chip = _load(build / "chip" / "chip.json")
+    results, train_command, train_path = training_table(build)
+    rows = synth["rows"] if synth else []
+    entries = [{"format": name, "scheme": scheme, "cost": cost(rows, array_unit, row_format),
+                "chip": chip_entry(chip, scheme or "fp16"),
+                "gaps": [gap(results, scheme, dataset, model) if scheme else None
+                         for dataset, model, *_ in ACCURACY_ROWS]}
+               for name, scheme, array_unit, row_format in FORMATS]
+    return {"entries": entries, "train_command": train_command, "train_path": train_path,
+            "scale_multiply": scale_multiply(rows)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _gap(value, unit):
+    return f"{value:+.2f} {unit}".replace("-", "−")
+
+
+def table_rows(data):
+    """The table's cells: one list of strings per format."""
+    rows = []
+    for entry in data["entries"]:
+        c = entry["cost"]
+        if c:
+            seeds = "" if c["seeds"] >= 3 else f" ({c['seeds']} seed{'s' * (c['seeds'] > 1)})"
+            cells = [c["design"], f"{c['lut_equiv']:,.0f}", f"{c['ff']:,.0f}", f"{c['dsp']:g}",
+                     f"{c['fmax_mhz']:.1f}{seeds}", report._si(c["mac_per_s_per_klut"])]
+        else:
+            cells = [not_measured("make synth")] + ["not measured"] * 5
+        cells.append(entry["chip"] or not_measured("make chip"))
+        for value, (_, _, _, unit, command) in zip(entry["gaps"], ACCURACY_ROWS):
+            cells.append("reference (no FP16 training run)" if entry["scheme"] is None
+                         else _gap(value, unit) if value is not None else not_measured(command))
+        rows.append([entry["format"], *cells])
+    return rows
+
+
+def notes(data):
+    """The sentences under the table: sources, the MXFP4 goal, the NVFP4 scale multiply."""
+    costs = {e["format"]: e["cost"] for e in data["entries"]}
+    lines = [f"Per PE on {HEADLINE_RUN[0].upper()} {HEADLINE_RUN[1].upper()}-only (build/synth/report.json): "
+             "an array's PE is the array ÷ R × C with its edge logic; a row's PE carries its share of the row's "
+             "shared float32 unit; Fmax is the median of 3 nextpnr seeds unless a cell says fewer; MAC/s per 1k "
+             "LUT = Fmax ÷ LUT-equiv per PE. FP16 is the FP16 PE with the most MAC/s per 1k LUT. Chip GMAC/s: the "
+             "largest array of the format that places on the ECP5-85F (build/chip/chip.json, `make chip`)."]
+    if data["train_command"]:
+        quick = " (the quick table: digits-MLP only, few epochs)" if data["train_command"] == "make train-quick" else ""
+        lines.append(f"Accuracy gap = FP32 − format, test accuracy points on digits-MLP, and the character "
+                     f"LM's validation bits per character above FP32's in %, from {data['train_path']}{quick}; "
+                     "positive is worse.")
+    fourbit, mx = costs["fourbit radix-4"], costs["MXFP4"]
+    if fourbit and mx:
+        ratio = mx["lut_equiv"] / fourbit["lut_equiv"]
+        met = ratio <= MX_AREA_GOAL and mx["fmax_mhz"] >= fourbit["fmax_mhz"]
+        lines.append(f"MXFP4 PE: {ratio:.2f}× the LUT-equiv of fourbit's PE at {mx['fmax_mhz']:.1f} against "
+                     f"{fourbit['fmax_mhz']:.1f} MHz: the goal (≤ {MX_AREA_GOAL}× at ≥ the same Fmax) is "
+                     f"{'met' if met else 'missed'}.")
+    scale = data["scale_multiply"]
+    if scale:
+        lines.append(
+            f"NVFP4's FP8 scale multiply (difference of measured designs): the NVFP4 mx_row has "
+            f"{scale['row_delta']:,.0f} LUT-equiv more than the MXFP4 one, {scale['unit_delta']:,.0f} of them "
+            f"in its wider float32 unit (fp32_scaled_add 21/6 − 14/10 bits), so the scale multiply in place of "
+            f"the exponent add costs {scale['multiply']:,.0f} per row of {scale['columns']}, "
+            f"{scale['per_pe']:,.0f} per PE.")
+    else:
+        lines.append("NVFP4's FP8 scale multiply: " + not_measured("make synth") + " (mx_row and fp32_scaled_add).")
+    return lines
+
+
+def markdown(data):
+    """The table and its notes as Markdown."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|---|---|" + "---:|" * (len(HEADER) - 2)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(data)]
+    return "\n".join(lines + [""] + [f"{line}\n" for line in notes(data)]).rstrip() + "\n"
+
+
+def plot(data, path):
+    """The accuracy gap of each format against its MAC/s per 1k LUT, one series per training row
+    (line: the Pareto front); returns the path, or None when no format has both figures."""
+    series = []
+    for index, (dataset, model, heading, unit, _) in enumerate(ACCURACY_ROWS):
+        pts = [{"label": e["format"], "efficiency": e["cost"]["mac_per_s_per_klut"] / 1e6, "gap": e["gaps"][index]}
+               for e in data["entries"] if e["cost"] and e["gaps"][index] is not None]
+        if pts:
+            series.append((f"{dataset}-{model} ({unit})", pts))
+    if not series:
+        return None
+    fig, ax = sweep.new_axes()
+    for e in data["entries"]:
+        if e["scheme"] is None and e["cost"]:
+            ax.axvline(e["cost"]["mac_per_s_per_klut"] / 1e6, color="grey", linestyle="--", linewidth=0.8,
+                       label=f"{e['format']} ({e['cost']['design']}; no training run)")
+    for label, pts in series:
+        sweep.scatter_with_front(ax, pts, "efficiency", "gap", sweep.pareto(pts, cost="gap", gain="efficiency"),
+                                 label, where="pre", names=pts)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    return sweep.save(fig, ax, path, "MAC/s per 1k LUT-equiv (millions; ECP5-85F LUT-only, per PE)",
+                      "gap to FP32 (accuracy points; LM: % more bpc)",
+                      "4-bit formats: accuracy gap against silicon efficiency (line: Pareto front)")
+
+
+def readme(text, table):
+    """``text`` with the part between :data:`MARKERS` replaced by ``table``; ValueError without the markers."""
+    begin, end = MARKERS
+    head, found, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if not found or not found_end:
+        raise ValueError(f"the README has no {begin!r} ... {end!r} markers")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{head}{begin}\n\nGenerated {stamp} from build/ by `python -m synth.formats`.\n\n{table}\n{end}{tail}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m synth.formats", description=__doc__.splitlines()[0])
+    parser.add_argument("--build", default="build", type=Path, help="the build folder (default: %(default)s)")
+    parser.add_argument("--readme", type=Path, help="rewrite this README's table between its markers")
+    args = parser.parse_args(argv)
+    table = markdown(collect(args.build))
+    print(table, end="")
+    if args.readme:
+        try:
+            args.readme.write_text(readme(args.readme.read_text(), table))
+        except (OSError, ValueError) as error:
+            print(f"python -m synth.formats: {args.readme}: {error}", file=sys.stderr)
+            return 1
+        print(f"== synth.formats: table written into {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
