@@ -54,20 +54,24 @@ class SaturatingAccumulator(wiring.Component):
     def __init__(self, width, term_shape):
         self.width = width
         self.term_width = Shape.cast(term_shape).width
-        super().__init__({
-            "term": In(term_shape),
-            "carry": In(1),
-            "valid": In(1),
-            "clear": In(1),
-            "acc": Out(signed(width)),
-            "overflow": Out(1),
-        })
+        super().__init__({"term": In(term_shape), "carry": In(1), **accumulator_ports(width)})
 
     def elaborate(self, platform):
         m = Module()
         acc, overflow = saturating_sum(m, self.width, self.term, self.carry, self.valid, self.clear)
         m.d.comb += [self.acc.eq(acc), self.overflow.eq(overflow)]
         return m
+
+
+def accumulator_ports(width, lanes=("",)):
+    """The ports that follow a sum's inputs: ``valid``, ``clear``, then ``acc<lane>`` and
+    ``overflow<lane>`` for each lane suffix in ``lanes``."""
+    return {
+        "valid": In(1),
+        "clear": In(1),
+        **{f"acc{lane}": Out(signed(width)) for lane in lanes},
+        **{f"overflow{lane}": Out(1) for lane in lanes},
+    }
 
 
 def saturating_sum(m, width, term_in, carry_in, valid, clear_in):

@@ -1,79 +1,38 @@
 """INT4 x INT4 multiply-accumulate processing element (golden.units.int4_mac)."""
 
 from amaranth import C, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
-from golden.units import FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
+from golden.units import FWD_WIDTH
 
-from .accumulator import SaturatingAccumulator
-from .params import check_bool, check_int
+from .mac import SaturatingMac
+from .params import check_bool
 
 PRODUCT_SHAPE = signed(8)  # every product lies in -120..120
 ONES = C(0b111111, 6)  # a Booth row's select mask
 
 
-class Int4Mac(wiring.Component):
-    """One MAC per cycle: ``acc = saturate(acc + a*b)`` in a W-bit accumulator with sticky overflow.
+class Int4Mac(SaturatingMac):
+    __doc__ = SaturatingMac.document(description="""\
+One MAC per cycle: ``acc = saturate(acc + a*b)`` in a W-bit accumulator with sticky overflow.
 
-    Pipeline: the product is registered, then added (:class:`rtl.accumulator.SaturatingAccumulator`). The effect of the inputs of cycle t
-    is visible on ``acc``/``overflow`` in cycle t + LATENCY.
-
-    Parameters
-    ----------
-    width : int
-        Accumulator width W, 8..64 (default 24, the forward GEMM width).
-    signed_a : bool
-        Operand A is signed -8..7 (True) or unsigned 0..15 (False, PACT activation codes).
-
-    Members
-    -------
-    a : In(4)
+    Pipeline: the product is registered, then added (:class:`rtl.accumulator.SaturatingAccumulator`).
+    The effect of the inputs of cycle t is visible on ``acc``/``overflow`` in cycle t + LATENCY.""",
+        width="24, the forward GEMM width", flag="signed_a",
+        flag_doc="Operand A is signed -8..7 (True) or unsigned 0..15 (False, PACT activation codes).",
+        operands="""a : In(4)
         Operand A (``signed(4)`` if ``signed_a``).
     b : In(signed(4))
-        Operand B, signed -8..7 (SAWB weight codes use -7..7).
-    valid : In(1)
-        Accumulate ``a*b`` this cycle.
-    clear : In(1)
-        Start a new sum (``acc`` and ``overflow`` reset); if ``valid`` is also high, ``a*b`` is
-        the first term of the new sum.
-    acc : Out(signed(width))
-        Saturated running sum.
-    overflow : Out(1)
-        Sticky: a sum was clamped since the last ``clear``.
-
-    Raises
-    ------
-    TypeError, ValueError
-        For a ``width`` that is not an int in 8..64 or a ``signed_a`` that is not a bool.
-    """
-
-    LATENCY = SaturatingAccumulator.LATENCY
+        Operand B, signed -8..7 (SAWB weight codes use -7..7).""")
 
     def __init__(self, width=FWD_WIDTH, signed_a=False):
-        self.width = check_int("width", width, WIDTH_MIN, WIDTH_MAX)
         self.signed_a = check_bool("signed_a", signed_a)
-        super().__init__({
-            "a": In(signed(4) if signed_a else unsigned(4)),
-            "b": In(signed(4)),
-            "valid": In(1),
-            "clear": In(1),
-            "acc": Out(signed(width)),
-            "overflow": Out(1),
-        })
+        super().__init__(width, {"a": In(signed(4) if signed_a else unsigned(4)), "b": In(signed(4))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.accumulator = accumulator = SaturatingAccumulator(self.width, PRODUCT_SHAPE)
         product, carry = booth_product(m, self.a, self.b)
-        m.d.comb += [
-            accumulator.term.eq(product),
-            accumulator.carry.eq(carry),
-            accumulator.valid.eq(self.valid),
-            accumulator.clear.eq(self.clear),
-            self.acc.eq(accumulator.acc),
-            self.overflow.eq(accumulator.overflow),
-        ]
+        self.accumulate(m, product, carry, self.valid)
         return m
 
 
