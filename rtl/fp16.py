@@ -71,3 +71,26 @@ class Fp16Log2(wiring.Component):
             self.log2.eq(Mux(normal, exponent - EXP_BIAS, leading - (EXP_BIAS + FRAC_BITS - 1))),
         ]
         return m
+
+
+class Fp16StreamUnit(wiring.Component):
+    """Base of the stream units that take one binary16 value per cycle (``i.payload.value``),
+    decode it with :class:`Fp16Log2` and answer on ``o`` after two pipeline stages.
+
+    A subclass annotates ``i`` and ``o`` with its payload layouts and builds its stages in
+    :meth:`stages`.
+    """
+
+    LATENCY = 2
+    latency = LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.decode = decode = Fp16Log2()
+        m.d.comb += decode.value.eq(self.i.payload.value)
+        self.stages(m, decode)
+        return m
+
+    def stages(self, m, decode):
+        """Add the two pipeline stages and the handshake to ``m``; ``decode`` is the Fp16Log2 of ``i``'s value."""
+        raise NotImplementedError

@@ -1,16 +1,16 @@
 """Streaming GradScale reducer: s = ceil(log2 max|g|) of one FP16 tensor (golden.fp4.grad_scale_unit)."""
 
-from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth import Mux, Signal, signed
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .fp16 import Fp16Log2
+from .fp16 import Fp16StreamUnit
 
 InputLayout = data.StructLayout({"value": 16, "last": 1})
 OutputLayout = data.StructLayout({"s": signed(6), "nonfinite": 1})
 
 
-class GradScaleUnit(wiring.Component):
+class GradScaleUnit(Fp16StreamUnit):
     """Reduces a stream of binary16 gradients, one tensor at a time, to its scale exponent.
 
     ``s`` is the smallest integer with ``2**s >= max|g|`` over the finite values (0 when none is
@@ -30,16 +30,10 @@ class GradScaleUnit(wiring.Component):
         One result per tensor: ``s`` (-24..16 for binary16 inputs) and ``nonfinite``.
     """
 
-    LATENCY = 2
-    latency = LATENCY
-
     i: In(stream.Signature(InputLayout))
     o: Out(stream.Signature(OutputLayout))
 
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.decode = decode = Fp16Log2()
-        m.d.comb += decode.value.eq(self.i.payload.value)
+    def stages(self, m, decode):
         advance = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(advance)
 
@@ -72,4 +66,3 @@ class GradScaleUnit(wiring.Component):
                 ]
             with m.Elif(full):
                 m.d.sync += [seen.eq(new_seen), peak.eq(new_peak), seen_nonfinite.eq(new_nonfinite)]
-        return m

@@ -1,12 +1,12 @@
 """Streaming FP16 -> radix-4 FP4 gradient quantizer, both TPR phases at once (golden.fp4.quantize)."""
 
-from amaranth import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth import Cat, Mux, Signal, signed
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from golden.fp4 import E_MAX
 
-from .fp16 import Fp16Log2
+from .fp16 import Fp16StreamUnit
 
 InputLayout = data.StructLayout({"value": 16, "s": signed(6)})
 OutputLayout = data.StructLayout({
@@ -26,7 +26,7 @@ OVERFLOW_AT = 2 * E_MAX + 1
 SCALED_SHAPE = signed(8)  # n = L - s + 13 lies in -42..60
 
 
-class Radix4Quantizer(wiring.Component):
+class Radix4Quantizer(Fp16StreamUnit):
     """Quantizes one binary16 gradient per cycle to its phase-0 and phase-1 FP4 codes.
 
     Pure integer logic: the value's binary logarithm and two significand bits are compared with
@@ -48,16 +48,10 @@ class Radix4Quantizer(wiring.Component):
         ``invalid``: the value was NaN.
     """
 
-    LATENCY = 2
-    latency = LATENCY
-
     i: In(stream.Signature(InputLayout))
     o: Out(stream.Signature(OutputLayout))
 
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.decode = decode = Fp16Log2()
-        m.d.comb += decode.value.eq(self.i.payload.value)
+    def stages(self, m, decode):
 
         # Stage 1: decoded value relative to the scale.
         full = Signal()
@@ -103,4 +97,3 @@ class Radix4Quantizer(wiring.Component):
                 self.o.payload.overflow1.eq(overflows[1]),
                 self.o.payload.invalid.eq(nan),
             ]
-        return m
