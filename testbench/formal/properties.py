@@ -37,6 +37,16 @@ def _check(harness, check):
     return make
 
 
+def _stream_unit(unit, harness, values, handshake, scoreboard):
+    """The three proofs of a stream unit, with these claims: its values without back-pressure and its
+    handshake (unbounded), and a scoreboard under any back-pressure (bounded, not quick)."""
+    return [
+        Property(f"{unit}_values", values, "prove", 4, _check(harness, "values")),
+        Property(f"{unit}_handshake", handshake, "prove", 2, _check(harness, "handshake")),
+        Property(f"{unit}_scoreboard", scoreboard, "bmc", 12, _check(harness, "scoreboard"), quick=False),
+    ]
+
+
 PROPERTIES = [
     Property("accumulator_sum", "SaturatingAccumulator (W=8, 10-bit terms) equals the reference saturating "
              "sum with its sticky overflow flag", "prove", 3, units.AccumulatorHarness),
@@ -67,22 +77,19 @@ PROPERTIES = [
     Property("fp16_product_rounding", "Fp16Mac: a new sum of one product of normal operands with a normal "
              "result is the product rounded to nearest, ties to even", "prove", 5, _check(fp16.Fp16Harness, "product_rounding")),
 
-    Property("quantizer_values", "Radix4Quantizer: without back-pressure every value leaves LATENCY cycles "
-             "later with both phases' codes and flags of the contract (numerics section 4)", "prove", 4,
-             _check(streams.QuantizerHarness, "values")),
-    Property("quantizer_handshake", "Radix4Quantizer: o holds valid and payload while stalled; i.ready is "
-             "high whenever o can move", "prove", 2, _check(streams.QuantizerHarness, "handshake")),
-    Property("quantizer_scoreboard", "Radix4Quantizer under any back-pressure and input gaps: the outputs are "
-             "those of a never-stalled instance fed the accepted inputs, in order, each exactly once", "bmc", 12,
-             _check(streams.QuantizerHarness, "scoreboard"), quick=False),
-    Property("grad_scale_values", "GradScaleUnit: one-value tensors, one per cycle, give the smallest s "
-             "with 2**s >= |g| (0 and nonfinite for NaN/Inf) LATENCY cycles later (numerics section 5)", "prove", 4,
-             _check(streams.GradScaleHarness, "values")),
-    Property("grad_scale_handshake", "GradScaleUnit: o holds valid and payload while stalled; i.ready is "
-             "exactly 'o can move'", "prove", 2, _check(streams.GradScaleHarness, "handshake")),
-    Property("grad_scale_scoreboard", "GradScaleUnit, any tensors under any back-pressure: one result per "
-             "tensor, in order, the contract's maximum over its finite values", "bmc", 12,
-             _check(streams.GradScaleHarness, "scoreboard"), quick=False),
+    *_stream_unit("quantizer", streams.QuantizerHarness,
+                  values="Radix4Quantizer: without back-pressure every value leaves LATENCY cycles later with "
+                  "both phases' codes and flags of the contract (numerics section 4)",
+                  handshake="Radix4Quantizer: o holds valid and payload while stalled; i.ready is high whenever "
+                  "o can move",
+                  scoreboard="Radix4Quantizer under any back-pressure and input gaps: the outputs are those of a "
+                  "never-stalled instance fed the accepted inputs, in order, each exactly once"),
+    *_stream_unit("grad_scale", streams.GradScaleHarness,
+                  values="GradScaleUnit: one-value tensors, one per cycle, give the smallest s with 2**s >= |g| "
+                  "(0 and nonfinite for NaN/Inf) LATENCY cycles later (numerics section 5)",
+                  handshake="GradScaleUnit: o holds valid and payload while stalled; i.ready is exactly 'o can move'",
+                  scoreboard="GradScaleUnit, any tensors under any back-pressure: one result per tensor, in order, "
+                  "the contract's maximum over its finite values"),
 
     Property("array_protocol", "TrainingArray 2x2, any commands, gaps and back-pressure: rows in order exactly "
              "once with their tile's mode and s, beats taken from a and b together, commands consumed with their "

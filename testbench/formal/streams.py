@@ -48,18 +48,32 @@ def wrap(index, depth):
     return (index + 1) % depth
 
 
-def stream_rules(m, stream, started, name):
-    """AXI-Stream rule of an output: once ``valid`` is up without ``ready``, valid and payload hold."""
+def held_while_stalled(m, stream, started, name):
+    """AXI-Stream rule: once ``valid`` is up without ``ready``, valid and payload hold (a condition)."""
     stalled = delayed(m, stream.valid & ~stream.ready, 1, f"{name}_stalled")
     payload = delayed(m, stream.payload.as_value(), 1, f"{name}_payload")
-    m.d.comb += Assert(~(started & stalled) | (stream.valid & (stream.payload.as_value() == payload)))
+    return ~(started & stalled) | (stream.valid & (stream.payload.as_value() == payload))
+
+
+def stream_rules(m, stream, started, name):
+    """Assert the AXI-Stream rule of an output (:func:`held_while_stalled`)."""
+    m.d.comb += Assert(held_while_stalled(m, stream, started, name))
 
 
 def source_rules(m, stream, started, name):
     """Assume the same rule of the environment's input stream."""
-    stalled = delayed(m, stream.valid & ~stream.ready, 1, f"{name}_stalled")
-    payload = delayed(m, stream.payload.as_value(), 1, f"{name}_payload")
-    m.d.comb += Assume(~(started & stalled) | (stream.valid & (stream.payload.as_value() == payload)))
+    m.d.comb += Assume(held_while_stalled(m, stream, started, name))
+
+
+def values_after_latency(m, p, expected_now, latency):
+    """Without back-pressure (assumed), ``i`` is always ready and each accepted input leaves
+    ``latency`` cycles later with the payload ``expected_now`` computed when it was accepted."""
+    m.d.comb += Assume(p.o.ready)
+    expected = delayed(m, expected_now, latency, "expected")
+    sent = delayed(m, p.i.valid & p.i.ready, latency, "sent")
+    m.d.comb += Assert(p.i.ready)
+    with m.If(past_valid(m, latency, "filled")):
+        m.d.comb += [Assert(p.o.valid == sent), Assert(~sent | (p.o.payload.as_value() == expected))]
 
 
 class QuantizerHarness(CheckHarness):
@@ -80,13 +94,7 @@ class QuantizerHarness(CheckHarness):
         started = past_valid(m, 1)
         accepted = p.i.valid & p.i.ready
         if self.check == "values":
-            m.d.comb += Assume(p.o.ready)
-            latency = Radix4Quantizer.LATENCY
-            expected = delayed(m, quantizer_reference(m, p.i.payload), latency, "expected")
-            sent = delayed(m, accepted, latency, "sent")
-            m.d.comb += Assert(p.i.ready)
-            with m.If(past_valid(m, latency, "filled")):
-                m.d.comb += [Assert(p.o.valid == sent), Assert(~sent | (p.o.payload.as_value() == expected))]
+            values_after_latency(m, p, quantizer_reference(m, p.i.payload), Radix4Quantizer.LATENCY)
         elif self.check == "handshake":
             stream_rules(m, p.o, started, "o")
             m.d.comb += Assert(~(~p.o.valid | p.o.ready) | p.i.ready)
@@ -128,13 +136,8 @@ class GradScaleHarness(CheckHarness):
         if self.check == "values":
             # A value every cycle: an idle unit's tensor state is invisible on the ports, which would
             # leave the induction an unreachable state; gaps are covered by the scoreboard check.
-            m.d.comb += [Assume(p.o.ready), Assume(p.i.valid), Assume(p.i.payload.last)]
-            latency = GradScaleUnit.LATENCY
-            expected = delayed(m, Cat(Mux(counted, scale, 0)[:6], inf | nan), latency, "expected")
-            sent = delayed(m, accepted, latency, "sent")
-            m.d.comb += Assert(p.i.ready)
-            with m.If(past_valid(m, latency, "filled")):
-                m.d.comb += [Assert(p.o.valid == sent), Assert(~sent | (p.o.payload.as_value() == expected))]
+            m.d.comb += [Assume(p.i.valid), Assume(p.i.payload.last)]
+            values_after_latency(m, p, Cat(Mux(counted, scale, 0)[:6], inf | nan), GradScaleUnit.LATENCY)
         elif self.check == "handshake":
             stream_rules(m, p.o, started, "o")
             m.d.comb += Assert(p.i.ready == (~p.o.valid | p.o.ready))
