@@ -49,6 +49,13 @@ def _load(path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _stage_results(path, title, command):
+    """``(section, results)``: a stage's results loaded from ``path`` (None if it has not run) and
+    the section titled ``title`` that shows them, or names ``command`` where they are missing."""
+    results = _load(path)
+    return Section(title, missing=None if results else command), results
+
+
 def _num(value, digits=1):
     if value is None:
         return "-"
@@ -96,10 +103,8 @@ def stages_section(build):
 
 
 def sweep_section(build):
-    sweep = _load(build / "synth" / "sweep.json")
-    section = Section("Design-space sweep (Dask)")
-    if sweep is None:
-        section.missing = "make sweep"
+    section, sweep = _stage_results(build / "synth" / "sweep.json", "Design-space sweep (Dask)", "make sweep")
+    if not sweep:
         return section
     from . import sweep as sweep_mod
 
@@ -159,10 +164,8 @@ def environment_section(root=None):
 
 
 def verilog_section(build):
-    manifest = _load(build / "verilog" / "manifest.json")
-    section = Section("Generated Verilog")
-    if manifest is None:
-        section.missing = "make verilog"
+    section, manifest = _stage_results(build / "verilog" / "manifest.json", "Generated Verilog", "make verilog")
+    if not manifest:
         return section
     rows = []
     for entry in manifest:
@@ -216,10 +219,8 @@ def sim_section(build):
 
 def formal_section(build):
     """The SymbiYosys proofs of build/formal/summary.json (``make formal``)."""
-    entries = _load(build / "formal" / "summary.json")
-    section = Section("Formal proofs")
+    section, entries = _stage_results(build / "formal" / "summary.json", "Formal proofs", "make formal")
     if not entries:
-        section.missing = "make formal"
         return section, {}
     held = [e for e in entries if e["result"] == "PASS"]
     unbounded = [e for e in held if e["mode"] == "prove"]
@@ -288,10 +289,8 @@ def _train_steps_section(section, steps, prefer):
 
 
 def synth_section(build):
-    report = _load(build / "synth" / "report.json")
-    section = Section("Synthesis (Yosys + nextpnr)")
-    if report is None:
-        section.missing = "make synth"
+    section, report = _stage_results(build / "synth" / "report.json", "Synthesis (Yosys + nextpnr)", "make synth")
+    if not report:
         return section, {}
     head = report["headline"]
     base = head.get("baseline")
