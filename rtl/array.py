@@ -13,13 +13,14 @@ from golden.fp4 import S_MAX
 from golden.tiling import K_MAX, SIZE_MAX, SIZE_MIN
 from golden.units import BWD_WIDTH, FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
 
-from .array_pe import FourBitPe, Fp16Pe
+from .array_pe import FourBitPe, Fp16Pe, MxPe
 from .params import check_int
 
 SCALE_SHAPE = signed(S_MAX.bit_length() + 1)  # the scale exponent range -32..31
 CommandLayout = data.StructLayout({"mode": 2, "k": K_MAX.bit_length(), "s": SCALE_SHAPE})
 _TileLayout = data.StructLayout({"mode": 2, "s": SCALE_SHAPE})   # what the output beats carry
 _BeatControl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+META_DEPTH = 2   # tiles between their last beat and the start of their drain
 
 
 def pack_lanes(values):
@@ -110,6 +111,11 @@ class TrainingArray(wiring.Component):
         self.latency = rows + cols + pe.sum_latency
         #: Minimum distance in cycles between the last beats of consecutive tiles.
         self.tile_period = rows + cols - 1
+        # A tile waits in the metadata queue from its last beat for rows + cols - 2 + sum_latency
+        # cycles; last beats are at least max(tile_period, depth_step) cycles apart.
+        spacing = max(self.tile_period, pe.depth_step)
+        if -(-(rows + cols - 2 + pe.sum_latency) // spacing) > META_DEPTH:
+            raise ValueError(f"rows + cols = {rows + cols} is too small for the PE's sum latency {pe.sum_latency}")
         super().__init__({
             "cmd": In(stream.Signature(CommandLayout)),
             "a": In(stream.Signature(data.ArrayLayout(pe.operand_width, rows))),
@@ -128,11 +134,14 @@ class TrainingArray(wiring.Component):
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
         m.submodules.core = EnableInserter(advance)(core)
         # (mode, s) of each tile from its last beat until its drain starts; at most 2 are pending.
-        m.submodules.meta = meta = SyncFIFO(width=_TileLayout.size, depth=2)
+        m.submodules.meta = meta = SyncFIFO(width=_TileLayout.size, depth=META_DEPTH)
 
         # Command and beat intake.
         cmd = self.cmd.payload
         bad = (cmd.k == 0) | (cmd.mode == 3)  # 3 is the only 2-bit value that is not a Mode
+        bad_depth = self.pe.bad_depth(cmd.k)
+        if bad_depth is not None:
+            bad = bad | bad_depth
         taken = Signal(len(cmd.k))
         cooldown = Signal(range(self.tile_period))
         mode = Signal(2)
@@ -162,8 +171,11 @@ class TrainingArray(wiring.Component):
         # are at the PEs at distance d from the first PE (row R-1, column 0) in the same cycle;
         # a PE's sum holds that beat's term sum_latency cycles later.
         lag = self.pe.sum_latency
-        ctrl = [Signal(_BeatControl, name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
+        fields = self.pe.beat_fields(taken)
+        control = data.StructLayout({"valid": 1, "first": 1, "last": 1, **{name: 1 for name in fields}}) if fields else _BeatControl
+        ctrl = [Signal(control, name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
         core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(take & last)]
+        core.d.sync += [ctrl[0][name].eq(take & value) for name, value in fields.items()]
         core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
 
         # Operand skew: A lane i is delayed R - i cycles, B lane j is delayed j + 1 cycles.
@@ -192,6 +204,7 @@ class TrainingArray(wiring.Component):
                     pe.a.eq(a_lanes[i] if j == 0 else pes[i][j - 1].a_out),
                     pe.b.eq(b_lanes[j] if i == rows - 1 else pes[i + 1][j].b_out),
                     *(getattr(pe, name).eq(value) for name, value in mode_inputs.items()),
+                    *(getattr(pe, name).eq(ctrl[distance][name]) for name in self.pe.beat_inputs),
                     pe.valid.eq(ctrl[distance].valid),
                     pe.first.eq(ctrl[distance].first),
                     pe.capture.eq(ctrl[distance + lag].last),
@@ -199,6 +212,8 @@ class TrainingArray(wiring.Component):
                 ]
                 if i < rows - 1:
                     core.d.comb += pe.shift_in.eq(pes[i + 1][j].shadow)
+        for i in range(rows):
+            self.pe.connect_row(core, i, pes[i])
 
         m.d.comb += [
             self.o.valid.eq(holding[0]),
@@ -258,3 +273,31 @@ class Fp16TrainingArray(TrainingArray):
 
     def __init__(self, rows=8, cols=8):
         self._setup(rows, cols, Fp16Pe())
+
+
+class MxTrainingArray(TrainingArray):
+    """The same array with block-scaled E2M1 PEs (:class:`rtl.mx_array_pe.MxArrayProcessingElement`)
+    and one float32 unit per row (:class:`rtl.mx_array_pe.MxRowUnit`).
+
+    Everything in :class:`TrainingArray` holds with these differences (docs/architecture.md, "The
+    MX array"): a lane is 12 bits, the E2M1 code in bits 3..0 and the scale code of its block
+    (E8M0 for MXFP4, E4M3 for NVFP4) in bits 11..4, read with the block's last beat; K must be a
+    multiple of the block (32 or 16), else the command is bad (dropped, ``error`` set); the output
+    beat carries per column the float32 sum ``acc`` with ``invalid`` (it is NaN: a NaN scale) and
+    ``overflow`` (it is +-Inf); the three modes run the same GEMM (each blocked along its own
+    reduction axis by the host); the latency is R + C + 17. golden.mx_tiling models the numerics
+    and the beats (NVFP4: the sums before the tensor scales).
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array size R, C: 2..32, and C at most the block size (one float32 unit serves a row).
+    fmt : str
+        "mxfp4" or "nvfp4".
+    """
+
+    def __init__(self, rows=8, cols=8, fmt="mxfp4"):
+        pe = MxPe(fmt)
+        check_int("cols", cols, SIZE_MIN, pe.block)
+        self.fmt = fmt
+        self._setup(rows, cols, pe)

@@ -13,7 +13,11 @@ number formats (docs/architecture.md, "The PE seam"):
 * ``output_layout(rows, cols)``: the array's output beat, one array per shadow field plus ``row``,
   ``last``, ``mode``, ``s``;
 * ``outputs(shadow, mode)``: the value of each output field from a shadow and the tile's mode
-  (the descale of a scaled accumulator happens here, once per column).
+  (the descale of a scaled accumulator happens here, once per column);
+* optionally (the MX PE uses them): ``beat_fields(taken)``, more per-beat flags on the control
+  chain, which a PE gets with its operands on the ports named in ``beat_inputs``;
+  ``bad_depth(k)``, more bad commands; ``depth_step``, the least K; ``connect_row(module, i,
+  pes)``, a unit shared by the PEs of row i.
 """
 
 from amaranth import Mux, signed
@@ -22,6 +26,8 @@ from amaranth.lib import data
 from golden.tiling import Mode
 
 from .fp16_array_pe import Fp16ProcessingElement
+from .mx_array_pe import LANE_WIDTH, SUM_LATENCY, MxArrayProcessingElement, MxRowUnit
+from .mx_row import FORMATS
 from .pe import ProcessingElement
 
 
@@ -30,6 +36,8 @@ class PeKind:
 
     operand_width = None
     sum_latency = None
+    beat_inputs = ()
+    depth_step = 1
 
     def build(self):
         raise NotImplementedError
@@ -37,6 +45,17 @@ class PeKind:
     def mode_inputs(self, mode):
         """PE input name -> value for a tile mode ``mode`` (a 2-bit Value); none by default."""
         return {}
+
+    def beat_fields(self, taken):
+        """Control-chain field name -> value for a beat, given ``taken`` beats of its tile before it."""
+        return {}
+
+    def bad_depth(self, k):
+        """A 1-bit Value marking a command depth ``k`` the PE cannot run, or None (all are fine)."""
+        return None
+
+    def connect_row(self, module, row, pes):
+        """Add to ``module`` what the PEs ``pes`` of row ``row`` share; nothing by default."""
 
     def output_fields(self, cols):
         """Output-beat fields before ``row``/``last``/``mode``/``s``: name -> shape."""
@@ -91,3 +110,41 @@ class Fp16Pe(PeKind):
 
     def outputs(self, shadow, mode):
         return {"acc": shadow.acc, "invalid": shadow.invalid, "overflow": shadow.overflow}
+
+
+class MxPe(PeKind):
+    """The block-scaled E2M1 PE (:class:`rtl.mx_array_pe.MxArrayProcessingElement`) with one
+    :class:`rtl.mx_array_pe.MxRowUnit` per row; the mode is not used."""
+
+    operand_width = LANE_WIDTH
+    sum_latency = SUM_LATENCY
+    beat_inputs = ("last", "block_last", "first_block")
+
+    def __init__(self, fmt):
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
+        self.fmt, self.block = fmt, FORMATS[fmt]
+        self.depth_step = self.block
+        self._low = self.block.bit_length() - 1
+
+    def build(self):
+        return MxArrayProcessingElement(self.block)
+
+    def beat_fields(self, taken):
+        return {"block_last": taken[:self._low].all(), "first_block": (taken >> self._low) == 0}
+
+    def bad_depth(self, k):
+        return k[:self._low].any()
+
+    def connect_row(self, module, row, pes):
+        module.submodules[f"row_{row}"] = unit = MxRowUnit(self.fmt, len(pes))
+        for pe, term in zip(pes, unit.terms):
+            module.d.comb += [term.eq(pe.term), pe.result.eq(unit.result)]
+
+    def output_fields(self, cols):
+        return {"acc": data.ArrayLayout(32, cols), "invalid": data.ArrayLayout(1, cols),
+                "overflow": data.ArrayLayout(1, cols)}
+
+    def outputs(self, shadow, mode):
+        special = shadow[23:31].all()
+        return {"acc": shadow, "invalid": special & shadow[:23].any(), "overflow": special & ~shadow[:23].any()}

@@ -8,7 +8,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from . import tools
-from .array import Fp16TrainingArray, TrainingArray
+from .array import Fp16TrainingArray, MxTrainingArray, TrainingArray
 from .fp16_mac import Fp16Mac
 from .fp16_pipe_mac import Fp16PipeMac
 from .fp32_scaled_add import Fp32ScaledAdd
@@ -36,6 +36,7 @@ UNITS = {
     "mx_pe": MxProcessingElement,    # E2M1 products summed exactly per block
     "fp32_scaled_add": Fp32ScaledAdd,  # float32 acc + block term, the unit a row of MX PEs shares
     "mx_row": MxRow,                 # a row of MX PEs with shared (or per-PE) float32 units
+    "mx_array": MxTrainingArray,     # the training array with MX PEs and one float32 unit per row
 }
 
 _CONFIGURATIONS = [

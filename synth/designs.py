@@ -3,7 +3,7 @@
 Every default configuration of :func:`rtl.generate.configurations` is one design; each FP16
 baseline PE is added with its default parameters if the registry has it but no configuration
 names it; the training array (unit ``"training_array"``, once registered) is added at several
-sizes. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
+sizes, the MX training array (unit ``"mx_array"``) at 2x2 and 4x4 in both formats, ECP5 LUT-only. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
 """
 
 import fnmatch
@@ -16,6 +16,11 @@ MACS_PER_CYCLE = {"int4_mac_pair_dsp": 2}
 #: The FP16 PEs; the headline compares against the one with the most MAC/s per LUT.
 BASELINE_UNITS = ("fp16_mac", "fp16_pipe_mac")
 ARRAY_UNIT = "training_array"
+#: The block-scaled training array: square sizes of the default run, formats, and where it runs
+#: (ECP5 LUT-only: its float32 row units do not fit the iCE40 parts beyond 2x2).
+MX_ARRAY_UNIT = "mx_array"
+MX_ARRAY_SIZES = (2, 4)
+MX_ARRAY_FORMATS = ("mxfp4", "nvfp4")
 #: Square array sizes of the default run. The 8x8 (about 18k of the ECP5-85F's 84k LUTs, 7.5 minutes
 #: of place and route for its two ECP5 mappings) runs with ``--arrays 8`` (``make synth-large``), the
 #: 16x16 with ``--large``; their rows stay in the report, dated, when the default run is repeated.
@@ -63,7 +68,9 @@ class Design:
     def label(self):
         """Short human-readable name: unit plus non-default parameters or array size."""
         if self.array_size:
-            return f"{self.unit} {self.array_size[0]}x{self.array_size[1]}"
+            size = f"{self.unit} {self.array_size[0]}x{self.array_size[1]}"
+            details = ", ".join(f"{k}={v}" for k, v in self.params.items() if k not in ("rows", "cols"))
+            return f"{size} ({details})" if details else size
         details = ", ".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in self.params.items())
         return f"{self.unit} ({details})" if details else self.unit
 
@@ -78,6 +85,11 @@ def _array(size):
                   array_size=(size, size), headline=size == HEADLINE_ARRAY_SIZE)
 
 
+def _mx_array(size, fmt):
+    return Design(MX_ARRAY_UNIT, {"rows": size, "cols": size, "fmt": fmt}, (HEADLINE_RUN,),
+                  macs_per_cycle=size * size, array_size=(size, size))
+
+
 def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
     """The designs of a full run, given the ``rtl.generate`` module.
 
@@ -90,7 +102,8 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
     array_sizes : tuple of int
         Sides of the square arrays (default :data:`ARRAY_SIZES`).
     """
-    configurations = [(name, params) for name, params in generate.configurations() if name != ARRAY_UNIT]
+    configurations = [(name, params) for name, params in generate.configurations()
+                      if name not in (ARRAY_UNIT, MX_ARRAY_UNIT)]
     for unit in BASELINE_UNITS:
         if unit in generate.UNITS and all(name != unit for name, _ in configurations):
             configurations.append((unit, {}))
@@ -100,14 +113,16 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
                for name, params in configurations]
     if ARRAY_UNIT in generate.UNITS:
         designs += [_array(size) for size in tuple(array_sizes) + (LARGE_ARRAY_SIZES if large else ())]
+    if MX_ARRAY_UNIT in generate.UNITS:
+        designs += [_mx_array(size, fmt) for fmt in MX_ARRAY_FORMATS for size in MX_ARRAY_SIZES]
     return designs
 
 
 def quick(designs):
-    """The ``--quick`` subset: the PEs and the smallest array, on ECP5 LUT-only only."""
+    """The ``--quick`` subset: the PEs and the smallest 4-bit array, on ECP5 LUT-only only."""
     smallest = min((d.array_size for d in designs if d.array_size), default=None)
     return [Design(d.unit, d.params, (HEADLINE_RUN,), d.macs_per_cycle, d.array_size, d.headline)
-            for d in designs if d.unit in PE_UNITS or (d.array_size and d.array_size == smallest)]
+            for d in designs if d.unit in PE_UNITS or (d.unit == ARRAY_UNIT and d.array_size == smallest)]
 
 
 def select(designs, patterns, generate):

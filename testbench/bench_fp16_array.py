@@ -60,6 +60,10 @@ class Fp16ArrayDriver(ArrayDriver):
                 [pack16(beat) for tile in tiles for beat in tile.a_beats],
                 [pack16(beat) for tile in tiles for beat in tile.b_beats])
 
+    def expected(self, tiles):
+        """The golden output beats of ``tiles``."""
+        return fp16_tiling.output_beats(tiles)
+
     def _decode(self, index, bits):
         row = self.layout.from_bits(bits)
         return fp16_tiling.Fp16OutputBeat(index // self.rows, int(row.row), bool(row.last), int(row.mode),
@@ -68,7 +72,7 @@ class Fp16ArrayDriver(ArrayDriver):
 
     def check(self, tiles, beats):
         """Compare the emitted output rows with golden.fp16_tiling, one vector per sum."""
-        expected = fp16_tiling.output_beats(tiles)
+        expected = self.expected(tiles)
         if len(beats) != len(expected):
             self.ctx.fail(f"expected {len(expected)} output rows for {len(tiles)} tiles, got {len(beats)}")
         self.ctx.compare(self._fields(expected), self._fields(beats),

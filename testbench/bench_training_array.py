@@ -240,22 +240,23 @@ async def bad_input(bench):
     ctx.expect(int(dut.error.value) == 0, "error not cleared by reset")
 
 
-def documented_timing(tiles, rows, cols):
+def documented_timing(tiles, rows, cols, sum_latency=2):
     """Cycles of every command, beat and output row for a host that never stalls, from the formula
-    of docs/architecture.md (Timing): L = R + C + 2, tile period P = R + C - 1, F0 = 0,
+    of docs/architecture.md (Timing) for ``tiles`` given as (mode, k): L = R + C + ``sum_latency``
+    (2 for the 4-bit PE), tile period P = R + C - 1, F0 = 0,
     Fn = Tn-1 + 1 (same mode) or Tn-1 + L (mode change), Tn = max(Fn + Kn - 1, Tn-1 + P)
     (Fn = Tn for Kn = 1); beats Fn, Fn + 1, ..., Fn + Kn - 2, Tn; rows Tn + L + r."""
-    latency, period = rows + cols + 2, rows + cols - 1
+    latency, period = rows + cols + sum_latency, rows + cols - 1
     commands, beats, outputs = [], [], []
-    for n, tile in enumerate(tiles):
+    for n, (mode, k) in enumerate(tiles):
         if n == 0:
-            first, last = 0, tile.k - 1
+            first, last = 0, k - 1
         else:
-            first = commands[-1] + (1 if tile.mode == tiles[n - 1].mode else latency)
-            last = max(first + tile.k - 1, commands[-1] + period)
-            first = last if tile.k == 1 else first
+            first = commands[-1] + (1 if mode == tiles[n - 1][0] else latency)
+            last = max(first + k - 1, commands[-1] + period)
+            first = last if k == 1 else first
         commands.append(last)
-        beats += [first + i for i in range(tile.k - 1)] + [last]
+        beats += [first + i for i in range(k - 1)] + [last]
         outputs += [last + latency + r for r in range(rows)]
     return commands, beats, outputs
 
@@ -275,7 +276,7 @@ async def mode_change_timing(bench):
              for mode, k in plan]
     transfers = await run_gemms(driver, ctx, gemms)
     tiles = [tile for gemm in gemms for tile in gemm.tiles]
-    want = documented_timing(tiles, rows, cols)
+    want = documented_timing([(tile.mode, tile.k) for tile in tiles], rows, cols)
     got = (transfers.cmd_cycles, transfers.beat_cycles, transfers.out_cycles)
     for name, expected, actual in zip(("command", "beat", "output row"), want, got):
         wrong = [i for i, (e, a) in enumerate(zip(expected, actual)) if e != a]

@@ -50,3 +50,31 @@ def scaled_add_expected(vectors):
     total = np.where(np.isinf(acc), acc, total)
     total = np.where(vectors["nan"].astype(bool), np.float32(np.nan), total)
     return mx_gemm.float32_bits(total).astype(np.int64)
+
+
+#: Scale codes drawn for random block operands: near 1.0 mostly, both ends of the range (overflow,
+#: subnormal and vanishing sums) and NaN.
+SCALES = {"mxfp4": (np.array([127, 126, 128, 131, 120, 124]), np.array([0, 1, 10, 60, 200, 250, 254]), 0xFF),
+          "nvfp4": (np.array([0x38, 0x30, 0x40, 0x41, 0xB8, 0x2F]), np.array([0x00, 0x01, 0x07, 0x7E, 0xFE, 0x08]), 0x7F)}
+
+
+def block_operands(rng, fmt, m, k, n, extreme=0.1, nan=0.01, zero_blocks=0.1):
+    """Random E2M1 codes a (m, k), b (k, n) with scale codes a_s (m, k / block), b_s (k / block, n),
+    all uint8: a fraction ``extreme`` of the scales at the ends of the range, ``nan`` NaN codes and
+    ``zero_blocks`` of A's blocks all +-0 codes (for golden.mx_tiling.tiles)."""
+    block = mx_gemm.mx.MX_BLOCK if fmt == "mxfp4" else mx_gemm.mx.NV_BLOCK
+    usual, extremes, nan_code = SCALES[fmt]
+
+    def scales(shape):
+        codes = rng.choice(usual, shape)
+        far = rng.random(shape) < extreme
+        codes[far] = rng.choice(extremes, int(far.sum()))
+        codes[rng.random(shape) < nan] = nan_code
+        return codes.astype(np.uint8)
+
+    a = rng.integers(0, 16, (m, k), dtype=np.uint8)
+    b = rng.integers(0, 16, (k, n), dtype=np.uint8)
+    a_s, b_s = scales((m, k // block)), scales((k // block, n))
+    zero = np.repeat(rng.random((m, k // block)) < zero_blocks, block, axis=1)
+    a[zero] = rng.choice(np.array([0, 8], np.uint8), int(zero.sum()))
+    return a, a_s, b, b_s

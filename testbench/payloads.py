@@ -6,6 +6,7 @@ import numpy as np
 from amaranth import Shape
 from amaranth.lib import data
 
+from golden import mx_tiling
 from rtl import grad_scale, radix4_quantizer
 from rtl.array import pack_command, pack_lanes
 
@@ -60,3 +61,14 @@ def commands_and_beats(tiles):
     a_beats = [pack_lanes(beat) for tile in tiles for beat in tile.a_beats]
     b_beats = [pack_lanes(beat) for tile in tiles for beat in tile.b_beats]
     return commands, a_beats, b_beats
+
+
+def mx_commands_and_beats(tiles):
+    """Raw payloads of the MX array for ``tiles`` (golden.mx_tiling.Tile) in issue order: (commands,
+    A beats, B beats), every lane 12 bits (golden.mx_tiling.lanes)."""
+    commands = [pack_command(tile.mode, len(tile.a_beats), tile.s) for tile in tiles]
+    beats = []
+    for codes, scales in (("a_beats", "a_scale_beats"), ("b_beats", "b_scale_beats")):
+        beats.append([sum(int(lane) << (12 * index) for index, lane in enumerate(beat))
+                      for tile in tiles for beat in mx_tiling.lanes(getattr(tile, codes), getattr(tile, scales))])
+    return commands, *beats

@@ -110,6 +110,12 @@ BENCHES = {
               {"fmt": "mxfp4", "columns": 32, "shared": True}, {"fmt": "mxfp4", "columns": 3, "shared": False},
               {"fmt": "nvfp4", "columns": 16, "shared": True}),
     ),
+    "mx_array": Bench(  # the MX training array: small non-square MXFP4 and NVFP4 arrays, bigger in the long run
+        "mx_array", "testbench.bench_mx_array", lanes={}, depth=0,
+        quick=({"rows": 3, "cols": 2, "fmt": "mxfp4"}, {"rows": 2, "cols": 3, "fmt": "nvfp4"}),
+        long=({"rows": 3, "cols": 2, "fmt": "mxfp4"}, {"rows": 2, "cols": 3, "fmt": "nvfp4"},
+              {"rows": 4, "cols": 4, "fmt": "mxfp4"}, {"rows": 3, "cols": 16, "fmt": "nvfp4"}),
+    ),
     "training_core": Bench(  # training steps of a small MLP on the default array (testbench/bench_train_steps.py)
         "training_core", "testbench.bench_train_steps", lanes={}, depth=0,
         quick=({"rows": 8, "cols": 8},), long=({"rows": 8, "cols": 8},), simulators=("verilator",),
