@@ -158,3 +158,33 @@ def float32_bits(x):
     """uint32 bit patterns of float32 ``x`` with every NaN as :data:`NAN_BITS` (the hardware's NaN)."""
     x = np.asarray(x, np.float32)
     return np.where(np.isnan(x), np.uint32(NAN_BITS), x.view(np.uint32))
+
+
+class BlockGemm:
+    """The block-scaled GEMMs of a training step with the MX hardware's accumulation (a backend of
+    golden.training.layers.BlockScaledQuant; MXFP4 only).
+
+    ``block_gemm(mode, a, b)`` is ``a @ b.T`` for float32 ``a`` (M, K) and ``b`` (N, K) that are
+    already MXFP4 values in blocks of 32 along K (decoded fake-quantized operands): they are
+    quantized again, which gives back exactly their codes' values (checked), and multiplied by
+    :func:`gemm_mxfp4`. ``mode`` (golden.tiling.Mode) says which GEMM of the step it is.
+    """
+
+    def block_gemm(self, mode, a, b):
+        return gemm_mxfp4(*mxfp4_operands(a, b))
+
+
+def mxfp4_operands(a, b):
+    """(a_codes, a_scales, b_codes, b_scales) of :func:`gemm_mxfp4` for ``a @ b.T``, from float32 ``a``
+    (M, K) and ``b`` (N, K) whose 32-blocks along K are MXFP4 values (ValueError if one is not)."""
+    operands = []
+    for name, x in (("a", a), ("b", b)):
+        codes, scales = mx.mxfp4_quantize(np.ascontiguousarray(x, np.float32))
+        back = mx.mxfp4_decode(codes, scales)
+        exact = (back == x) | (np.isnan(back) & np.isnan(x))
+        if not exact.all():
+            index = tuple(int(i) for i in np.argwhere(~exact)[0])
+            raise ValueError(f"{name} must hold MXFP4 values in blocks of 32 along its rows, got {x[index]!r} at {index}")
+        operands.append((codes, scales))
+    (a_codes, a_scales), (b_codes, b_scales) = operands
+    return a_codes, a_scales, b_codes.T.copy(), b_scales.T.copy()

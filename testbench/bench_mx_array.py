@@ -10,15 +10,25 @@ against the timing formula. Every output row is checked against golden.mx_tiling
 (float32 bits, invalid, overflow, row, last, mode, s).
 """
 
-import numpy as np
+import json
+import os
+import time
 
-from golden import mx_tiling
+import numpy as np
+from cocotb.task import bridge, resume
+
+from golden import mx_gemm, mx_tiling
 from golden.tiling import Mode
+from golden.training import data as datasets
+from golden.training.schemes import get_scheme
+from golden.training.train import SGD, evaluate, train_step
 from rtl.array import SCALE_SHAPE
 from rtl.array_pe import MxPe
 
-from .array_driver import RATES, random_size
+from .array_driver import RATES, GemmRecord, cycles_by_mode, random_size
 from .bench_fp16_array import Fp16ArrayBench, Fp16ArrayDriver
+from .bench_train_steps import (BATCH, DATASET, LR, REPORT, batch_indices, build_mlp, network_description, raw_bits,
+                                train, write_report)
 from .bench_training_array import documented_timing
 from .checks import bench_test
 from .mx_vectors import block_operands
@@ -45,6 +55,18 @@ class MxArrayDriver(Fp16ArrayDriver):
 
     def expected(self, tiles):
         return mx_tiling.output_beats(tiles)
+
+    async def block_gemm(self, mode, a, b):
+        """``a @ b.T`` on the array for float32 MXFP4 values ``a`` (M, K), ``b`` (N, K) blocked along K
+        (golden.mx_gemm.BlockGemm's contract): float32 (M, N) assembled from the emitted rows."""
+        operands = mx_gemm.mxfp4_operands(a, b)
+        tiles = self.tiles(mode, operands)
+        transfers = await self.run(tiles)
+        self.records.append(GemmRecord(Mode(mode), (a.shape[0], a.shape[1], b.shape[0]), len(tiles), transfers.cycles))
+        beats = transfers.beats
+        emitted = [tile._replace(sums=np.array([beat.acc for beat in beats[n * self.rows:(n + 1) * self.rows]], np.uint32))
+                   for n, tile in enumerate(tiles)]
+        return mx_tiling.assemble(emitted, a.shape[0], b.shape[0])
 
     def _decode(self, index, bits):
         row = self.layout.from_bits(bits)
@@ -144,3 +166,82 @@ async def cycle_counts(bench):
     for name, expected, actual in zip(("command", "beat", "output row"), want, got):
         bench.ctx.compare({"cycle": np.array(expected)}, {"cycle": np.array(actual)},
                           lambda index, name=name: f"{name} {index[0]} of the tiles (mode, k) {plan}")
+
+
+# --- training steps of the mxfp4 scheme on the array ----------------------------------------------
+
+MX_REPORT = REPORT.with_name("mx_train_steps.json")
+TRAIN_STEPS = {"quick": 2, "full": 3, "long": 5}
+TRAIN_HIDDEN = 32     # one block of K in every GEMM of the two MXFP4 layers: a small, cheap run
+
+
+class MxArrayBackend:
+    """A block_gemm backend of golden.training.layers.BlockScaledQuant on the simulated array, for
+    code running in a cocotb bridge thread (golden.mx_gemm.BlockGemm is its golden twin)."""
+
+    def __init__(self, driver):
+        self._gemm = resume(driver.block_gemm)
+
+    def block_gemm(self, mode, a, b):
+        return self._gemm(mode, a, b)
+
+
+def _trains():
+    """Training steps run on the MXFP4 configurations under Verilator (Icarus is too slow for them)."""
+    return (json.loads(os.environ.get("FOURBIT_PARAMS", "{}")).get("fmt") == "mxfp4"
+            and os.environ.get("FOURBIT_SIM") == "verilator")
+
+
+def mxfp4_mlp(dataset, backend, seed):
+    """The MLP of testbench.bench_train_steps with TRAIN_HIDDEN units and its two hidden layers in the
+    mxfp4 scheme (its recipe's stochastic rounding and Hadamard signs drawn from ``seed``)."""
+    quant = get_scheme("mxfp4").make_quant(backend=backend, rng=np.random.default_rng([seed, 2]))
+    return build_mlp(dataset, quant, seed, TRAIN_HIDDEN)
+
+
+@bench_test(MxArrayBench, skip=not _trains())
+async def train_steps(bench):
+    """TRAIN_STEPS[level] steps of the mxfp4 scheme with every GEMM of its two MXFP4 layers on the array:
+    the weights must be bit-identical to the pure-golden run (golden.mx_gemm) and the held-out loss
+    must decrease. Figures into build/sim/mx_train_steps.json."""
+    ctx = bench.ctx
+    dataset = datasets.load(DATASET)
+    batches = batch_indices(dataset, TRAIN_STEPS[ctx.level], ctx.seed)
+    reference = mxfp4_mlp(dataset, mx_gemm.BlockGemm(), ctx.seed)
+    before = evaluate(reference, dataset.x_test, dataset.y_test)[0]
+    golden_losses = train(reference, dataset, batches)
+    after = evaluate(reference, dataset.x_test, dataset.y_test)[0]
+
+    driver = bench.driver()
+    model = mxfp4_mlp(dataset, MxArrayBackend(driver), ctx.seed)
+    optimizer = SGD(model)
+    losses, per_step = [], []
+    wall = time.perf_counter()
+    for idx in batches:
+        seen = len(driver.records)
+        step = bridge(lambda idx=idx: train_step(model, optimizer, dataset.x_train[idx], dataset.y_train[idx], LR).loss)
+        losses.append(await step())
+        cycles, macs = cycles_by_mode(driver.records[seen:])
+        per_step.append({"gemms": len(driver.records) - seen, "array_cycles": sum(cycles.values()),
+                         "array_cycles_by_kind": cycles, "macs": sum(macs.values()), "macs_by_kind": macs})
+    wall = time.perf_counter() - wall
+
+    got, want = raw_bits(model), raw_bits(reference)
+    identical = all(np.array_equal(got[key], want[key]) for key in want)
+    last, pes = per_step[-1], bench.rows * bench.cols
+    write_report(ctx.level, ctx.sim, {
+        "seed": ctx.seed, "scheme": "mxfp4", "dataset": DATASET, "steps": len(batches), "batch": BATCH, "lr": LR,
+        "network": network_description(model), "array": ctx.params, "gemms_per_step": last["gemms"],
+        "array_cycles_per_step": last["array_cycles"], "array_cycles_per_step_by_kind": last["array_cycles_by_kind"],
+        "macs_per_step": last["macs"], "utilization": round(last["macs"] / (pes * last["array_cycles"]), 4),
+        "per_step": per_step, "wall_seconds": round(wall, 2),
+        "simulated_cycles_per_second": round(sum(step["array_cycles"] for step in per_step) / wall),
+        "losses": losses, "golden_losses": golden_losses, "test_loss_before": before, "test_loss_after": after,
+        "weights_identical": identical,
+    }, MX_REPORT)
+    for key in want:
+        ctx.compare({"bits": want[key].ravel()}, {"bits": got[key].ravel()},
+                    lambda index, key=key: f"float32 parameter {key[1]} of layer {key[0]}, element {index[0]}, "
+                                           f"after {len(batches)} steps")
+    ctx.expect(losses == golden_losses, f"batch losses {losses} differ from golden {golden_losses}")
+    ctx.expect(after < before, f"held-out loss did not decrease in {len(batches)} steps: {before} -> {after}")

@@ -53,11 +53,12 @@ STEPS = {"quick": 3, "full": 5, "long": 5}
 RATES = {"quick": (1.0, 1.0), "full": (1.0, 1.0), "long": (0.8, 0.7)}
 
 
-def build_mlp(dataset, quant, seed):
-    """golden.training.models.Model: Linear 64 -> HIDDEN (FP32), two 4-bit HIDDEN -> HIDDEN layers sharing
-    ``quant``, Linear HIDDEN -> classes (FP32); He-normal weights from ``default_rng(seed)``."""
+def build_mlp(dataset, quant, seed, hidden=HIDDEN):
+    """golden.training.models.Model: Linear 64 -> ``hidden`` (FP32), two 4-bit ``hidden`` -> ``hidden`` layers
+    sharing ``quant`` (PACT inputs for INT4 codes, else ReLU), Linear ``hidden`` -> classes (FP32);
+    He-normal weights from ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
-    sizes = (int(np.prod(dataset.input_shape)), HIDDEN, HIDDEN, HIDDEN, dataset.n_classes)
+    sizes = (int(np.prod(dataset.input_shape)), hidden, hidden, hidden, dataset.n_classes)
     layers = []
     for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if index == 0:
@@ -65,7 +66,7 @@ def build_mlp(dataset, quant, seed):
         elif index == len(sizes) - 2:
             stage, layer_quant = Relu(), None
         else:
-            stage, layer_quant = Pact(PACT_ALPHA_INIT), quant
+            stage, layer_quant = Pact(PACT_ALPHA_INIT) if quant.int4_inputs else Relu(), quant
         layers.append(Linear(f"linear{index}", n_in, n_out, rng, stage, quant=layer_quant))
     return Model(layers)
 

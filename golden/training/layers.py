@@ -20,6 +20,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from .. import fp4, int4, mx, units
+from ..tiling import Mode
 
 FP4_UNIT_SHIFT = 13     # backward accumulators count units of 2**(s - 13)
 
@@ -195,18 +196,25 @@ class BlockScaledQuant:
     H is the random Hadamard transform (``hadamard``: blocks of 16 for NVFP4, 32 for MXFP4, fresh random
     signs per GEMM, the same for both operands) along the batch axis, the reduction axis of dW. With
     ``weights_2d`` (NVFP4's recipe) weights use 16x16 tiles, one scale per tile, so W and W.T are the
-    same quantized matrix. ``rng`` draws the stochastic rounding and the signs.
+    same quantized matrix. ``rng`` draws the stochastic rounding and the signs. ``backend`` computes
+    the three products (:meth:`matmul`; default float32 BLAS).
     """
 
     int4_inputs = False
 
-    def __init__(self, fmt, stochastic_grads, hadamard, rng, weights_2d=False):
+    def __init__(self, fmt, stochastic_grads, hadamard, rng, weights_2d=False, backend=None):
         if fmt not in ("mxfp4", "nvfp4"):
             raise ValueError(f"fmt must be 'mxfp4' or 'nvfp4', got {fmt!r}")
         self.fmt, self.stochastic_grads, self.hadamard = fmt, bool(stochastic_grads), bool(hadamard)
         self.weights_2d = bool(weights_2d)
         self.block = mx.MX_BLOCK if fmt == "mxfp4" else mx.NV_BLOCK
         self.rng = rng
+        self.backend = backend
+
+    def matmul(self, mode, a, b):
+        """``a @ b.T`` of quantized operands blocked along their rows: float32 BLAS by default, else
+        ``backend.block_gemm(mode, a, b)`` (a golden.mx_gemm.BlockGemm or the simulated array)."""
+        return a @ b.T if self.backend is None else self.backend.block_gemm(mode, a, b)
 
     def fake_quantize(self, x, stats, stochastic=False):
         """Decoded ``x`` (float32, 2-D) quantized in blocks along its last axis, zero-padded to whole blocks."""
@@ -228,7 +236,7 @@ class BlockScaledQuant:
 
     def forward(self, layer, a, w):
         layer._qw_t, layer._qw = self.weight(w, layer.stats)
-        return self.fake_quantize(a, layer.stats) @ layer._qw_t.T
+        return self.matmul(Mode.FWD, self.fake_quantize(a, layer.stats), layer._qw_t)
 
     def backward(self, layer, a, grad_y, need_dx):
         """(dX or None, dW) for the layer's float input ``a`` and upstream gradient ``grad_y`` (float32)."""
@@ -238,14 +246,14 @@ class BlockScaledQuant:
         if need_dx:
             qg = self.fake_quantize(grad_y, layer.stats, stochastic)
             layer.stats.note("dX", grad_y, qg)
-            grad_a = (qg @ layer._qw.T)[:, :a.shape[1]]
+            grad_a = self.matmul(Mode.BWD_DATA, qg, layer._qw)[:, :a.shape[1]]
         a_t, g_t = _pad_columns(a.T, self.block), _pad_columns(grad_y.T, self.block)
         if self.hadamard:
             signs = mx.random_signs(self.block, self.rng)
             a_t, g_t = mx.hadamard(a_t, signs), mx.hadamard(g_t, signs)
         qg = self.fake_quantize(g_t, layer.stats, stochastic)
         layer.stats.note("dW", g_t, qg)
-        grad_w = self.fake_quantize(a_t, layer.stats) @ qg.T
+        grad_w = self.matmul(Mode.BWD_WEIGHT, self.fake_quantize(a_t, layer.stats), qg)
         return grad_a, grad_w
 
 

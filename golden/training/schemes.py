@@ -51,18 +51,19 @@ class Scheme:
     def make_quant(self, backend=None, rng=None):
         """A :class:`golden.training.layers.Quant` shared by the model's 4-bit layers (None for FP32).
 
-        ``backend`` replaces the GEMM backend (default golden.units, or FP16 accumulation for fp16acc);
+        ``backend`` replaces the GEMM backend (default golden.units, or FP16 accumulation for fp16acc; for
+        the block-scaled schemes a ``block_gemm`` backend such as golden.mx_gemm.BlockGemm, default BLAS);
         ``rng`` (numpy Generator, default seed 0) draws the stochastic rounding and Hadamard signs of the
         block-scaled schemes.
         """
-        if not self.quantized or self.block_format:
+        if not self.quantized:
             if backend is not None:
-                raise ValueError(f"scheme {self.name} has no integer GEMMs, so backend must be None")
-            if not self.quantized:
-                return None
+                raise ValueError(f"scheme {self.name} has no quantized GEMMs, so backend must be None")
+            return None
+        if self.block_format:
             return BlockScaledQuant(self.block_format, stochastic_grads=self.block_recipe, hadamard=self.block_recipe,
                                     rng=np.random.default_rng(0) if rng is None else rng,
-                                    weights_2d=self.block_format == "nvfp4")
+                                    weights_2d=self.block_format == "nvfp4", backend=backend)
         if backend is None:
             backend = Fp16ChunkBackend() if self.fp16_accumulation else units
         grads = Radix2Gradients() if self.radix2 else Radix4Gradients(tpr=self.tpr)
