@@ -184,7 +184,7 @@ def mxfp4_operands(a, b):
         exact = (back == x) | (np.isnan(back) & np.isnan(x))
         if not exact.all():
             index = tuple(int(i) for i in np.argwhere(~exact)[0])
-            raise ValueError(f"{name} must hold MXFP4 values in blocks of 32 along its rows, got {x[index]!r} at {index}")
+            raise ValueError(f"{name} must hold MXFP4 values in blocks of 32 along its rows, got {float(x[index])!r} at {index}")
         operands.append((codes, scales))
     (a_codes, a_scales), (b_codes, b_scales) = operands
     return a_codes, a_scales, b_codes.T.copy(), b_scales.T.copy()

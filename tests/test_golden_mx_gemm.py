@@ -206,3 +206,18 @@ def test_bad_input_names_the_value():
         g.gemm_mxfp4(a, s, a.T.copy(), s)
     with pytest.raises(ValueError, match="a_global must be a finite float > 0, got np.float32\\(nan\\)"):
         g.gemm_nvfp4(a[:, :16], s, np.float32(np.nan), a[:, :16].T.copy(), s.T.copy(), np.float32(1))
+
+
+def test_block_gemm_of_decoded_operands_is_the_gemm_of_their_codes():
+    """BlockGemm (the training backend) quantizes decoded MXFP4 operands again: the same GEMM as their codes."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((5, 64)) * 2.0 ** rng.integers(-20, 20, (5, 2)).repeat(32, axis=1)).astype(np.float32)
+    w = rng.standard_normal((3, 64)).astype(np.float32)
+    w[1, 32:] = 0                                                   # an all-zero block
+    a_codes, a_scales = mx.mxfp4_quantize(x)
+    b_codes, b_scales = mx.mxfp4_quantize(w)
+    want = g.gemm_mxfp4(a_codes, a_scales, b_codes.T.copy(), b_scales.T.copy())
+    got = g.BlockGemm().block_gemm(0, mx.mxfp4_decode(a_codes, a_scales), mx.mxfp4_decode(b_codes, b_scales))
+    assert (g.float32_bits(got) == g.float32_bits(want)).all()
+    with pytest.raises(ValueError, match=r"a must hold MXFP4 values in blocks of 32 along its rows, got 0.1"):
+        g.mxfp4_operands(np.full((1, 32), 0.1, np.float32), w[:, :32])
