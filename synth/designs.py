@@ -3,7 +3,7 @@
 Every default configuration of :func:`rtl.generate.configurations` is one design; each FP16
 baseline PE is added with its default parameters if the registry has it but no configuration
 names it; the training array (unit ``"training_array"``, once registered) is added at several
-sizes, the MX training array (unit ``"mx_array"``) at 2x2 and 4x4 in both formats, ECP5 LUT-only. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
+sizes, the MX training array (unit ``"mx_array"``) as :data:`MX_ARRAYS` says, ECP5 LUT-only. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
 """
 
 import fnmatch
@@ -16,11 +16,11 @@ MACS_PER_CYCLE = {"int4_mac_pair_dsp": 2}
 #: The FP16 PEs; the headline compares against the one with the most MAC/s per LUT.
 BASELINE_UNITS = ("fp16_mac", "fp16_pipe_mac")
 ARRAY_UNIT = "training_array"
-#: The block-scaled training array: square sizes of the default run, formats, and where it runs
-#: (ECP5 LUT-only: its float32 row units do not fit the iCE40 parts beyond 2x2).
+#: The block-scaled training array: (side, format) of the default run, ECP5 LUT-only (its float32
+#: row units do not fit the iCE40 parts beyond 2x2). NVFP4 only at the size whose PE the
+#: per-format table divides out (synth.formats takes the largest placed array).
 MX_ARRAY_UNIT = "mx_array"
-MX_ARRAY_SIZES = (2, 4)
-MX_ARRAY_FORMATS = ("mxfp4", "nvfp4")
+MX_ARRAYS = ((2, "mxfp4"), (4, "mxfp4"), (4, "nvfp4"))
 #: Square array sizes of the default run. The 8x8 (about 18k of the ECP5-85F's 84k LUTs, 7.5 minutes
 #: of place and route for its two ECP5 mappings) runs with ``--arrays 8`` (``make synth-large``), the
 #: 16x16 with ``--large``; their rows stay in the report, dated, when the default run is repeated.
@@ -114,7 +114,7 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
     if ARRAY_UNIT in generate.UNITS:
         designs += [_array(size) for size in tuple(array_sizes) + (LARGE_ARRAY_SIZES if large else ())]
     if MX_ARRAY_UNIT in generate.UNITS:
-        designs += [_mx_array(size, fmt) for fmt in MX_ARRAY_FORMATS for size in MX_ARRAY_SIZES]
+        designs += [_mx_array(size, fmt) for size, fmt in MX_ARRAYS]
     return designs
 
 

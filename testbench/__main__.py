@@ -30,6 +30,7 @@ REFERENCE_SECONDS = {
     ("verilator", "training_core"): 545, ("verilator", "training_array"): 270, ("verilator", "grad_scale"): 250,
     ("verilator", "fp16_mac"): 175, ("verilator", "fp16_pipe_mac"): 175, ("verilator", "shift_mac"): 145,
     ("verilator", "radix4_quantizer"): 135, ("verilator", "int4_mac"): 95,
+    ("icarus", "mx_array"): 120, ("verilator", "mx_array"): 150,
 }
 
 

@@ -34,8 +34,8 @@ from .checks import bench_test
 from .mx_vectors import block_operands
 from .payloads import mx_commands_and_beats
 
-RANDOM_GEMMS = {"quick": 6, "full": 30, "long": 100}
-CORNER_GEMMS = {"quick": 3, "full": 10, "long": 30}
+RANDOM_GEMMS = {"quick": 6, "full": 10, "long": 100}
+CORNER_GEMMS = {"quick": 3, "full": 4, "long": 30}
 
 
 class MxArrayDriver(Fp16ArrayDriver):
@@ -171,7 +171,7 @@ async def cycle_counts(bench):
 # --- training steps of the mxfp4 scheme on the array ----------------------------------------------
 
 MX_REPORT = REPORT.with_name("mx_train_steps.json")
-TRAIN_STEPS = {"quick": 2, "full": 3, "long": 5}
+TRAIN_STEPS = {"quick": 2, "full": 2, "long": 5}
 TRAIN_HIDDEN = 32     # one block of K in every GEMM of the two MXFP4 layers: a small, cheap run
 
 
