@@ -12,7 +12,7 @@ export SIM UNIT SEED WAVES LONG BOARD FAST JOBS DASK_SCHEDULER
 PYTEST_MARK := $(if $(filter-out 0,$(LONG)),,-m "not slow")
 FAST_ON := $(filter-out 0,$(FAST))
 
-.PHONY: all test selfcheck tools verilog sim formal synth synth-large train train-quick flow-train array-bench report bitstream sweep constraints clean
+.PHONY: all test selfcheck tools verilog sim formal synth synth-large chip train train-quick flow-train array-bench report bitstream sweep constraints clean
 
 # The main flow; FAST=1 runs the quick regression, the quick synthesis and no training.
 all: tools
@@ -82,6 +82,11 @@ synth: $(STAMP)
 # its rows merge into build/synth/report.json and stay there, dated, when `make synth` runs again.
 synth-large: $(STAMP)
 	$(call stage,synth-large,the 8x8 array on ECP5 into build/synth,$(PY) -m synth --designs training_array --arrays 8 $(SYNTH_ARGS))
+
+# Out of the default flow for its time: the largest fourbit and FP16 arrays per ECP5 device (LFE5U-25F,
+# LFE5U-85F; LUT-only and with DSPs), one place and route each, and a training step on each simulated.
+chip: $(STAMP)
+	$(call stage,chip,chip-level comparison into build/chip,$(PY) -m synth.chip $(CHIP_ARGS))
 
 train: $(STAMP)
 	$(call stage,train,the accuracy table into build/train,$(PY) -m golden.training.table)

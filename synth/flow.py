@@ -55,6 +55,10 @@ class Target:
         Clock constraint given to nextpnr (``--freq``); it steers timing-driven placement.
     mappings : tuple of str
         Supported mappings: ``"lut"`` (no hard multipliers) and/or ``"dsp"``.
+    part : str
+        The device's part name, used in messages.
+    luts, dsps : int
+        LUT4 positions and hard multipliers (MULT18X18D, SB_MAC16) of the device.
     """
 
     name: str
@@ -63,6 +67,9 @@ class Target:
     nextpnr_args: tuple
     freq_mhz: float
     mappings: tuple
+    part: str
+    luts: int
+    dsps: int
 
     @property
     def nextpnr(self):
@@ -72,13 +79,17 @@ class Target:
 TARGETS = {
     target.name: target for target in [
         Target("ecp5-85f", "ecp5", "synth_ecp5", ("--85k", "--package", "CABGA381"), 250.0,
-               ("lut", "dsp")),
+               ("lut", "dsp"), "LFE5U-85F", 83640, 156),
         Target("ice40-up5k", "ice40", "synth_ice40 -device u", ("--up5k", "--package", "sg48"),
-               100.0, ("lut",)),
+               100.0, ("lut",), "iCE40UP5K", 5280, 8),
         Target("ice40-hx8k", "ice40", "synth_ice40 -device hx", ("--hx8k", "--package", "ct256"),
-               200.0, ("lut",)),
+               200.0, ("lut",), "iCE40HX8K", 7680, 0),
     ]
 }
+#: The smaller ECP5 of the chip-level comparison (synth/chip.py), outside the default runs. ECP5
+#: synthesis does not depend on the device, so it places netlists synthesized for ecp5-85f.
+ECP5_25F = Target("ecp5-25f", "ecp5", "synth_ecp5", ("--25k", "--package", "CABGA381"), 250.0,
+                  ("lut", "dsp"), "LFE5U-25F", 24288, 28)
 
 #: Yosys options selecting the mapping, per family.
 MAPPING_OPTIONS = {
@@ -104,6 +115,21 @@ LUT_EQUIV_WEIGHTS = {
 
 class FlowError(RuntimeError):
     """A tool failed or did not write its output; the message ends with the tail of its log."""
+
+
+def fit_problem(label, counts, device):
+    """Why a design with ``counts`` (``lut_equiv``, ``dsp``) cannot fit ``device``, else None.
+
+    The message names the design, what it needs and which share of the device that is, e.g.
+    "training_array 24x24 needs 131,000 LUT-equiv, 157 % of LFE5U-85F's 83,640 LUTs".
+    """
+    for need, have, what, unit in ((counts["lut_equiv"], device.luts, "LUT-equiv", "LUTs"),
+                                   (counts["dsp"], device.dsps, "DSP multipliers", "multipliers")):
+        if need > have and not have:
+            return f"{label} needs {need:,} {what}; {device.part} has none"
+        if need > have:
+            return f"{label} needs {need:,} {what}, {100 * need / have:.0f} % of {device.part}'s {have:,} {unit}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,19 +363,27 @@ def _short_creator(creator):
     return first + ")" if first.count("(") > first.count(")") else first
 
 
-def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print):
+def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, device=None, label=None):
     """nextpnr on a synthesized netlist; returns the P&R result dict (cached).
 
-    The result has ``fmax_mhz`` (None if the design did not fit; ``error`` says why),
-    ``utilization`` (bel counts with the harness), ``freq_mhz`` and ``seconds``.
+    The result has ``fmax_mhz`` (None if the design did not fit; ``error`` says why, naming
+    ``label`` (default: the top module), the device and the utilization), ``utilization`` (bel
+    counts with the harness), ``freq_mhz`` and ``seconds``. A design whose cell counts exceed the
+    device is not given to nextpnr. ``device`` (a :class:`Target` of the same family) places on
+    another device than the one synthesized for.
     """
-    spec = TARGETS[synth_result["target"]]
+    spec = device or TARGETS[synth_result["target"]]
+    label = label or synth_result["top"]
     freq = spec.freq_mhz if freq_mhz is None else float(freq_mhz)
     netlist = Path(synth_result["netlist"])
     args = [*spec.nextpnr_args, "--json", "netlist.json", "--top", HARNESS_TOP, "--seed", str(seed),
             "--freq", f"{freq:g}", "--timing-allow-fail", "--report", "report.json", "-q",
             "-l", "nextpnr.log"]
-    key = digest(b"pnr", netlist.read_bytes(), synth_result["target"], args,
+    result = {"seed": seed, "freq_mhz": freq}
+    problem = fit_problem(label, synth_result, spec)
+    if problem:
+        return {**result, "fmax_mhz": None, "utilization": {}, "error": problem, "seconds": None, "cached": False}
+    key = digest(b"pnr", netlist.read_bytes(), spec.name, args,
                  tool_versions()[f"yowasp-nextpnr-{spec.family}"], FLOW_VERSION)
     work = Path(cache_dir) / f"pnr-{synth_result['top'][:60]}-{key}"
     result_path = work / "result.json"
@@ -357,14 +391,15 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print):
         return {**json.loads(result_path.read_text()), "cached": True}
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(netlist, work / "netlist.json")
-    result = {"seed": seed, "freq_mhz": freq}
     try:
         seconds = _run_tool(spec.nextpnr, args, work, "nextpnr.out", log)
     except FlowError:
         if not _does_not_fit(work / "nextpnr.log"):
             raise
-        result.update(fmax_mhz=None, utilization={}, error=_first_error(work / "nextpnr.log"),
-                      seconds=None)
+        share = 100 * synth_result["lut_equiv"] / spec.luts
+        result.update(fmax_mhz=None, utilization={}, seconds=None,
+                      error=f"{label} ({synth_result['lut_equiv']:,} LUT-equiv, {share:.0f} % of {spec.part}'s "
+                            f"{spec.luts:,} LUTs) does not place: {_first_error(work / 'nextpnr.log')}")
     else:
         report = _load_json(work / "report.json", spec.nextpnr)
         result.update(fmax_mhz=parse_fmax(report), utilization=parse_utilization(report),

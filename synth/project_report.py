@@ -327,6 +327,32 @@ def synth_section(build):
     return section, {"headline": head}
 
 
+def chip_section(build):
+    """The chip-level comparison of build/chip/chip.json (``make chip``, outside the default flow)."""
+    from . import chip
+
+    section, report = _stage_results(build / "chip" / "chip.json",
+                                     "Chip level: the largest fourbit and FP16 arrays per device", "make chip")
+    if report and "generated_utc" not in report:  # not written by make chip (a hand-made file of rows)
+        section.missing = "make chip"
+    if section.missing:
+        return section, {}
+    section.paragraphs.append(
+        f"`make chip`, last run {report['generated_utc']} ({_num(report['wall_seconds'])} s wall on {report['cores']} "
+        f"cores, load average {report['load_average']}; the rows come from {len(report['runs'])} run(s) taking "
+        f"{_num(sum(run['wall_seconds'] for run in report['runs']))} s in all): the array with the most PEs the Yosys cost model puts within "
+        f"{report['budget']:.0%} of the device's LUTs, measured with one place and route; in brackets the prediction "
+        "and the training step's cycles by the timing model. Method and cost models: build/chip/chip.md.")
+    section.tables.append(Table(chip.ARRAY_HEADER, chip.array_rows(report), "lll" + "r" * (len(chip.ARRAY_HEADER) - 3)))
+    section.tables.append(Table(chip.RATIO_HEADER, chip.ratio_rows(report), "lllrr"))
+    section.paragraphs += report["notes"]
+    if report["estimates"]:
+        section.paragraphs.append("Estimate, not built: an FP16 array with the pipelined FP16 PE (the one-cycle "
+                                  "array's cost model with the PE's LUTs swapped, the PE's Fmax).")
+        section.tables.append(Table(chip.ESTIMATE_HEADER, chip.estimate_rows(report), "ll" + "r" * 6))
+    return section, {"date": report["generated_utc"], "comparisons": report["comparisons"]}
+
+
 def formats_section(build):
     """The per-format table (:mod:`synth.formats`) and the plot of accuracy gap against MAC/s per 1k LUT."""
     from . import formats
@@ -388,10 +414,11 @@ def collect(build):
     synth, synth_key = synth_section(build)
     train, train_key = train_section(build)
     formats, formats_key = formats_section(build)
-    sections = [verilog_section(build), sim, formal, array, synth, sweep_section(build), train, formats, stages,
+    chip, chip_key = chip_section(build)
+    sections = [verilog_section(build), sim, formal, array, synth, chip, sweep_section(build), train, formats, stages,
                 environment_section()]
     return sections, {"stages": times, "sim": sim_key, "formal": formal_key, "array": array_key, "synth": synth_key,
-                      "train": train_key, "formats": formats_key}
+                      "train": train_key, "formats": formats_key, "chip": chip_key}
 
 
 def key_figures(key):
@@ -419,6 +446,10 @@ def key_figures(key):
         lines.append("per format, one PE on ECP5-85F LUT-only: " + "; ".join(
             f"{e['format']} {e['cost']['lut_equiv']:.0f} LUT-equiv, {_si(e['cost']['mac_per_s_per_klut'], 'MAC/s')} "
             "per 1k LUT" for e in measured))
+    for c in key.get("chip", {}).get("comparisons", []):
+        lines.append(f"chip level ({c['device']}, {c['mapping']} mapping, make chip {key['chip']['date']}): "
+                     f"the largest fourbit array gives {c['gmac_ratio']:.1f}x the GMAC/s of the largest FP16 array "
+                     f"({c['fourbit']} / {c['fp16']})")
     outside = [name for name in key["stages"] if name not in DEFAULT_FLOW]
     if outside:
         lines.append("outside the default flow, last results: " + "; ".join(

@@ -14,7 +14,11 @@ codes), BWD_DATA (A = FP4 codes of dY in phase 0, B = weight codes of W^T) and B
 FP4 codes of dY^T in phase 1, B = activation codes; the caller transposes dW^T).
 """
 
+import datetime
+import json
+import math
 from collections import Counter
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +26,7 @@ from cocotb.clock import Clock
 from cocotb.task import resume
 from cocotb.triggers import ClockCycles
 
+import rtl.generate
 from golden import tiling
 from golden.tiling import Mode
 from rtl.array import output_layout
@@ -30,6 +35,8 @@ from .payloads import commands_and_beats
 from .stream_bench import PERIOD_NS
 from .streams import StreamSink, StreamSource, transfer
 
+#: Where :func:`measure_step` writes the cycles of a training step, one file per array module.
+STEP_DIR = Path(__file__).resolve().parents[1] / "build" / "chip" / "steps"
 SHOWN_BEATS = 48           # operand beats printed per lane in a failure report
 K_RANDOM_MAX = 300
 RATES = [(1.0, 1.0), (0.7, 0.6), (0.9, 0.3), (0.5, 1.0)]   # (valid_rate, ready_rate) of a run
@@ -306,3 +313,33 @@ def random_depth(rng):
     if pick < 0.15:
         return 1
     return int(rng.integers(2, 24)) if pick < 0.45 else int(rng.integers(24, K_RANDOM_MAX + 1))
+
+
+def gemm_cycles(array, mode, m, k, n):
+    """Cycles of one M x K x N GEMM alone on ``array`` (a TrainingArray) by its timing model: from the
+    first command to the last output row, the host never stalling."""
+    tiles = math.ceil(m / array.rows) * math.ceil(n / array.cols)
+    return array.timing([(mode, k)] * tiles)[-1][2] + array.rows
+
+
+async def measure_step(ctx, driver, gemms):
+    """Run ``gemms`` ((mode, A, B)) one after another on the array, each checked against golden, and
+    write their cycles, measured and by the array's timing model, to STEP_DIR/<module>.json; a GEMM
+    whose cycles differ from the model fails."""
+    array = rtl.generate.build(ctx.unit, ctx.params)
+    entries = []
+    for mode, a, b in gemms:
+        await driver.gemm(mode, a, b)
+        record = driver.records[-1]
+        model = gemm_cycles(array, record.mode, *record.shape)
+        ctx.expect(record.cycles == model, f"{record.mode.name} GEMM {record.shape} took {record.cycles} cycles, "
+                                           f"the timing model says {model}")
+        entries.append({"mode": record.mode.name, "shape": list(record.shape), "tiles": record.tiles,
+                        "cycles": record.cycles, "model_cycles": model})
+    STEP_DIR.mkdir(parents=True, exist_ok=True)
+    (STEP_DIR / f"{ctx.module}.json").write_text(json.dumps({
+        "unit": ctx.unit, "params": ctx.params, "sim": ctx.sim, "seed": ctx.seed,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cycles": sum(e["cycles"] for e in entries), "model_cycles": sum(e["model_cycles"] for e in entries),
+        "cycles_by_gemm": [e["cycles"] for e in entries],
+        "macs": sum(int(np.prod(e["shape"])) for e in entries), "gemms": entries}, indent=2) + "\n")

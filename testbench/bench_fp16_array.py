@@ -17,7 +17,8 @@ from golden.tiling import Mode
 from rtl.array import SCALE_SHAPE, pack_command
 from rtl.array_pe import Fp16Pe
 
-from .array_driver import RATES, ArrayBench, ArrayDriver, random_depth, random_size
+from .array_driver import RATES, ArrayBench, ArrayDriver, measure_step, random_depth, random_size
+from .bench_train_steps import step_gemms
 from .checks import bench_test
 
 RANDOM_GEMMS = {"quick": 9, "full": 45, "long": 120}
@@ -124,3 +125,13 @@ async def corner_operands(bench):
     """GEMMs whose operands are all corner patterns: NaN, Inf, signed zeros, subnormals, overflow."""
     await run_random(bench, CORNER_GEMMS[bench.ctx.level],
                      lambda rng, shape: rng.choice(fp16.CORNER_PATTERNS, shape))
+
+
+@bench_test(Fp16ArrayBench, skip=True)
+async def training_step(bench):
+    """The shapes of the array GEMMs of one digits-MLP training step (testbench.bench_train_steps) with
+    random finite binary16 operands, one after another; cycles against the timing model (run by name:
+    synth.chip)."""
+    rng = bench.ctx.rng
+    await measure_step(bench.ctx, bench.driver(), [(mode, finite_operands(rng, a.shape), finite_operands(rng, b.shape))
+                                                   for mode, a, b in step_gemms(bench.ctx.seed)])

@@ -31,7 +31,9 @@ from cocotb.triggers import ClockCycles
 
 import golden.fp4
 from golden.training import data as datasets
-from golden.training.layers import Identity, Linear, NonFiniteGradient, Pact, Quant, Radix4Gradients, Relu
+from golden.tiling import Mode
+from golden.training.layers import (Identity, Linear, NonFiniteGradient, Pact, Quant, Radix4Gradients,
+                                    RecordingBackend, Relu)
 from golden.training.models import PACT_ALPHA_INIT, Model
 from golden.training.runtime import single_blas_thread
 from golden.training.train import SGD, evaluate, train_step
@@ -81,6 +83,18 @@ def train(model, dataset, batches):
     """golden.training.train.train_step with SGD (momentum 0.9, weight decay 5e-4) at LR; the batch losses."""
     optimizer = SGD(model)
     return [train_step(model, optimizer, dataset.x_train[idx], dataset.y_train[idx], LR).loss for idx in batches]
+
+
+def step_gemms(seed=0):
+    """``[(mode, A, B)]``: the array GEMMs of the first training step of the MLP (golden run, seed
+    ``seed``), in the order the step computes them, with the operand codes the array would get."""
+    dataset = datasets.load(DATASET)
+    recorder = RecordingBackend()
+    train(build_mlp(dataset, Quant(backend=recorder), seed), dataset, batch_indices(dataset, 1, seed))
+    modes = {"gemm_int4": lambda args: Mode.FWD,
+             "gemm_fp4_int4": lambda args: Mode.BWD_DATA if args["phase"] == 0 else Mode.BWD_WEIGHT}
+    return [(modes[call.name](call.args), call.args.get("a", call.args.get("codes")), call.args["b"])
+            for call in recorder.calls]
 
 
 def network_description(model):

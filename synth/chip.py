@@ -1,0 +1,664 @@
+"""``python -m synth.chip``: the largest fourbit and FP16 training arrays per device, placed and routed.
+
+For each device (:data:`DEVICES`: LFE5U-25F, LFE5U-85F) and mapping (``lut``: no hard multipliers,
+``dsp``: with MULT18X18D) the chip-level comparison finds the largest array of each kind in
+:data:`ARRAY_KINDS` that places and routes within :data:`BUDGET` of the device's LUTs (and within
+its multipliers), and reports its size, LUT-equiv, FF, DSP, Fmax, GMAC/s and the time of one
+training step of the digits MLP. Place and route is expensive, so it does not search:
+
+1. **Cost model.** Yosys alone (no place and route) at the small sizes :data:`FIT_SIZES` gives
+   LUT-equiv, FF and DSP of each kind and mapping; a least-squares fit
+   ``count = per_pe * R*C + per_row * R + per_col * C + fixed`` extrapolates them.
+2. **Prediction.** The R x C (each 2..32, sides at most :data:`MAX_ASPECT` apart) with the most
+   PEs whose predicted LUT-equiv is within the budget and whose predicted DSPs are within the
+   device's multipliers (ties: fewer LUTs, then the squarer array).
+3. **Measurement.** Yosys at that size; one place and route (seed 1, the flow's clock constraint)
+   if Yosys' count is within :data:`ACCEPT` of the LUTs. A design over it, or one nextpnr cannot
+   place, steps down once to the best predicted size with fewer PEs.
+4. **Training step.** The array GEMMs of one step of the digits MLP of the training-steps bench
+   (six GEMMs: FWD, BWD_DATA and BWD_WEIGHT of its two 4-bit layers, batch 32) run on the
+   simulated array at the chosen size (Verilator, the bench's ``training_step`` test, every output
+   checked against golden); their cycles must equal the array's timing model, and the step time
+   is cycles / Fmax.
+
+Results are cached by content like the rest of the flow (build/synth/cache, build/sim); the
+report is build/chip/chip.json and chip.md. An explicit ``--size KIND=RxC`` that cannot fit a
+device stops with a message naming the device, the size and the utilization.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from golden.tiling import SIZE_MAX, SIZE_MIN, Mode
+
+from . import flow, jobs
+
+#: The devices of the comparison: part name -> flow target (the 25F places the 85F's netlists:
+#: ECP5 synthesis does not depend on the device).
+DEVICES = {"LFE5U-25F": flow.ECP5_25F, "LFE5U-85F": flow.TARGETS["ecp5-85f"]}
+MAPPINGS = ("lut", "dsp")
+#: Share of the device's LUTs the predicted array may use, and what a measured one may use.
+BUDGET, ACCEPT = 0.85, 0.88
+#: Array sizes of the Yosys-only runs the cost model is fitted to.
+FIT_SIZES = ((2, 2), (2, 4), (4, 2), (3, 3))
+#: Longest side over shortest side of a chosen array: the model is fitted to aspect ratios up to 2,
+#: and a skinny array pays a tile period R + C - 1 out of proportion to its PEs.
+MAX_ASPECT = 2
+SEED = 1
+SYNTH_TARGET = "ecp5-85f"
+OUT_DIR = Path("build/chip")
+CACHE_DIR = Path("build/synth/cache")
+VERILOG_DIR = Path("build/chip/verilog")
+
+
+@dataclass(frozen=True)
+class ArrayKind:
+    """An array the comparison measures.
+
+    Attributes
+    ----------
+    name : str
+        Short name in the tables.
+    unit : str
+        Unit in ``rtl.generate.UNITS`` taking ``rows`` and ``cols``.
+    fmt : str
+        ``"fourbit"`` or ``"fp16"``: the side of the ratio it stands on.
+    mappings : tuple of str
+        Mappings it is measured with.
+    macs_per_pe : int
+        Multiply-accumulates per PE per cycle.
+    rank : int
+        Among the available kinds of one format and mapping, the highest rank is measured by
+        default (the best array of that format).
+    description : str
+    """
+
+    name: str
+    unit: str
+    fmt: str
+    mappings: tuple
+    macs_per_pe: int
+    rank: int
+    description: str
+
+
+ARRAY_KINDS = (
+    ArrayKind("fourbit", "training_array", "fourbit", MAPPINGS, 1, 0,
+              "fourbit TrainingArray, 3-mode PE (INT4 x INT4 and FP4 x INT4)"),
+    ArrayKind("fp16", "fp16_array", "fp16", MAPPINGS, 1, 0,
+              "Fp16TrainingArray, one-cycle-accumulate FP16 PE"),
+)
+KINDS = {kind.name: kind for kind in ARRAY_KINDS}
+
+
+class DoesNotFit(ValueError):
+    """An array size that cannot fit a device (the message names the device, size and utilization)."""
+
+
+def available_kinds(generate, names=None):
+    """The kinds to measure: ``names``, else per format and mapping the best-ranked one whose unit exists."""
+    if names:
+        unknown = [n for n in names if n not in KINDS]
+        if unknown:
+            raise ValueError(f"kinds must be among {sorted(KINDS)}, got {unknown}")
+        return [KINDS[n] for n in names]
+    present = [k for k in ARRAY_KINDS if k.unit in generate.UNITS]
+    best = {}
+    for kind in present:
+        for mapping in kind.mappings:
+            if (kind.fmt, mapping) not in best or kind.rank > best[kind.fmt, mapping].rank:
+                best[kind.fmt, mapping] = kind
+    return [k for k in present if k in best.values()]
+
+
+def label(kind, size):
+    return f"{kind.unit} {size[0]}x{size[1]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost model
+
+
+COUNTS = ("lut_equiv", "ff", "dsp")
+
+
+def _terms(rows, cols):
+    return [rows * cols, rows, cols, 1]
+
+
+def fit(points):
+    """Least-squares cost model from ``[((R, C), {"lut_equiv", "ff", "dsp"})]``.
+
+    Returns ``{count: {"per_pe", "per_row", "per_col", "fixed"}}``.
+    """
+    if len(points) < 4:
+        raise ValueError(f"the cost model needs at least 4 sizes, got {len(points)}")
+    design = np.array([_terms(*size) for size, _ in points], float)
+    model = {}
+    for count in COUNTS:
+        measured = np.array([counts[count] for _, counts in points], float)
+        coefficients = np.linalg.lstsq(design, measured, rcond=None)[0]
+        model[count] = dict(zip(("per_pe", "per_row", "per_col", "fixed"), map(float, coefficients)))
+    return model
+
+
+def predict(model, size):
+    """Predicted ``{lut_equiv, ff, dsp}`` (rounded) of an R x C array."""
+    terms = _terms(*size)
+    return {count: max(0, round(sum(model[count][key] * t for key, t in
+                                    zip(("per_pe", "per_row", "per_col", "fixed"), terms))))
+            for count in COUNTS}
+
+
+def largest_size(model, device, mapping, below=None, budget=BUDGET):
+    """The R x C with the most PEs that the model puts within ``budget`` of ``device``'s LUTs (and,
+    for the dsp mapping, within its multipliers); ``below`` limits the PE count (a step down).
+
+    Raises :class:`DoesNotFit` when not even 2 x 2 fits.
+    """
+    best = None
+    for rows in range(SIZE_MIN, SIZE_MAX + 1):
+        for cols in range(SIZE_MIN, SIZE_MAX + 1):
+            if (below is not None and rows * cols >= below) or max(rows, cols) > MAX_ASPECT * min(rows, cols):
+                continue
+            counts = predict(model, (rows, cols))
+            if counts["lut_equiv"] > budget * device.luts:
+                continue
+            if counts["dsp"] > (device.dsps if mapping == "dsp" else 0):
+                continue
+            rank = (rows * cols, -counts["lut_equiv"], -abs(rows - cols))
+            if best is None or rank > best[0]:
+                best = (rank, (rows, cols))
+    if best is None:
+        smallest = predict(model, (SIZE_MIN, SIZE_MIN))
+        raise DoesNotFit(f"no array of this kind fits {device.part} within {budget:.0%} of its LUTs: "
+                         f"the smallest, {SIZE_MIN}x{SIZE_MIN}, needs {smallest['lut_equiv']:,} LUT-equiv "
+                         f"({100 * smallest['lut_equiv'] / device.luts:.0f} %) and {smallest['dsp']} DSPs")
+    return best[1]
+
+
+def check_size(kind, size, model, device):
+    """Refuse an explicit size whose predicted cells exceed ``device`` (a :class:`DoesNotFit`)."""
+    problem = flow.fit_problem(label(kind, size), predict(model, size), device)
+    if problem:
+        raise DoesNotFit(problem + " (predicted by the cost model)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs (each in a worker process: Yosys, nextpnr)
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """Yosys alone for one array kind, size and mapping."""
+
+    kind: ArrayKind
+    size: tuple
+    mapping: str
+
+    @property
+    def key(self):
+        return f"chip/{self.kind.unit}/{self.size[0]}x{self.size[1]}/{self.mapping}/yosys"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Yosys, then nextpnr on ``device`` unless the design exceeds :data:`ACCEPT` of its LUTs."""
+
+    kind: ArrayKind
+    size: tuple
+    mapping: str
+    device: str
+
+    @property
+    def key(self):
+        return f"chip/{self.kind.unit}/{self.size[0]}x{self.size[1]}/{self.mapping}/{self.device}"
+
+
+def _synthesize(kind, size, mapping):
+    from rtl import generate
+
+    params = {"rows": size[0], "cols": size[1]}
+    with jobs.locked(VERILOG_DIR / ".lock"):
+        path = generate.write_verilog(kind.unit, params, VERILOG_DIR)
+    return flow.synthesize(path, generate.module_name(kind.unit, params), SYNTH_TARGET, mapping, CACHE_DIR,
+                           log=print)
+
+
+def _counts(result):
+    return {count: result[count] for count in COUNTS}
+
+
+def run_synthesis(job):
+    start = time.monotonic()
+    result = _synthesize(job.kind, job.size, job.mapping)
+    return {**_counts(result), "cached": result["cached"], "wall_seconds": time.monotonic() - start}
+
+
+def run_placement(job):
+    start = time.monotonic()
+    device = DEVICES[job.device]
+    synthesized = _synthesize(job.kind, job.size, job.mapping)
+    out = {**_counts(synthesized), "lut_share": synthesized["lut_equiv"] / device.luts}
+    if synthesized["lut_equiv"] > ACCEPT * device.luts:
+        return {**out, "fmax_mhz": None, "cached": synthesized["cached"], "wall_seconds": time.monotonic() - start,
+                "error": f"{label(job.kind, job.size)} needs {synthesized['lut_equiv']:,} LUT-equiv, "
+                         f"{100 * out['lut_share']:.0f} % of {device.part}'s {device.luts:,} LUTs "
+                         f"(over the {ACCEPT:.0%} accepted)"}
+    placed = flow.place_and_route(synthesized, SEED, CACHE_DIR, device=device, label=label(job.kind, job.size),
+                                  log=print)
+    return {**out, "fmax_mhz": placed["fmax_mhz"], "utilization": placed["utilization"],
+            "error": placed.get("error"), "cached": synthesized["cached"] and placed["cached"],
+            "wall_seconds": time.monotonic() - start}
+
+
+def _run_all(function, items, n_jobs, history, estimate, what):
+    """``{item: result}`` of ``function`` over ``items``, the longest first; a failure stops the run."""
+    ordered = jobs.longest_first(items, lambda item: item.key, estimate, history)
+    results = {}
+    for done, (item, result, error) in enumerate(jobs.run(function, ordered, n_jobs), 1):
+        if error is not None:
+            raise SystemExit(f"python -m synth.chip: {what} of {item.key} failed: {error}")
+        if not result["cached"]:
+            history.record(item.key, result["wall_seconds"])
+        fmax = result.get("fmax_mhz")
+        state = f", {fmax:.1f} MHz" if fmax else (f", {result['error']}" if result.get("error") else "")
+        how = "cached" if result["cached"] else f"{result['wall_seconds']:.0f} s"
+        print(f"[{done:2d}/{len(items)}] {what} {item.key}: {result['lut_equiv']:,} LUT-equiv, {result['ff']:,} FF, "
+              f"{result['dsp']} DSP{state} ({how})", flush=True)
+        results[item] = result
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# The training step
+
+
+def step_shapes():
+    """``[(mode, M, K, N)]`` of the array GEMMs of one training step of the digits MLP (golden run)."""
+    from testbench.bench_train_steps import step_gemms
+
+    return [(mode, a.shape[0], a.shape[1], b.shape[1]) for mode, a, b in step_gemms()]
+
+
+def model_step_cycles(kind, size, shapes):
+    """Cycles of the training step's GEMMs on the array by its timing model, per GEMM."""
+    from rtl import generate
+    from testbench.array_driver import gemm_cycles
+
+    array = generate.build(kind.unit, {"rows": size[0], "cols": size[1]})
+    return [gemm_cycles(array, Mode(mode), m, k, n) for mode, m, k, n in shapes]
+
+
+def simulate_step(kind, size, sim="verilator"):
+    """Run the training_step test of ``kind``'s bench at ``size``; returns what it measured."""
+    from rtl import generate
+    from testbench import runner
+    from testbench.array_driver import STEP_DIR
+
+    params = {"rows": size[0], "cols": size[1]}
+    target = runner.Target(sim, kind.unit, params)
+    result = runner.run(target, level="quick", testcase="training_step", record=False)
+    if not result.passed:
+        raise SystemExit(f"python -m synth.chip: the training step on {label(kind, size)} failed:\n{result.report()}")
+    measured = json.loads((STEP_DIR / f"{generate.module_name(kind.unit, params)}.json").read_text())
+    return {**measured, "build_seconds": round(result.build_seconds, 1), "run_seconds": round(result.wall_seconds, 1)}
+
+
+@dataclass(frozen=True)
+class StepRun:
+    kind: ArrayKind
+    size: tuple
+
+    @property
+    def key(self):
+        return f"chip/{self.kind.unit}/{self.size[0]}x{self.size[1]}/step"
+
+
+def run_step(job):
+    start = time.monotonic()
+    measured = simulate_step(job.kind, job.size)
+    return {**measured, "cached": False, "wall_seconds": time.monotonic() - start}
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-PE estimate of an FP16 array with the pipelined PE (while no such array exists)
+
+
+def pipelined_estimate(models, synth_report, budget=BUDGET):
+    """Per device and mapping: the one-cycle FP16 array's cost model with its PE swapped for the
+    pipelined FP16 MAC (the LUT difference of the two MACs in build/synth/report.json) and that
+    MAC's Fmax. An estimate: such an array (S interleaved sums need S outputs per PE) is not built."""
+    rows = {(r["unit"], r["mapping"]): r for r in (synth_report or {}).get("rows", [])
+            if r["target"] == SYNTH_TARGET and r["fits"]}
+    estimates = []
+    for mapping in MAPPINGS:
+        one_cycle, pipelined = rows.get(("fp16_mac", mapping)), rows.get(("fp16_pipe_mac", mapping))
+        model = models.get(("fp16", mapping))
+        if not (one_cycle and pipelined and model):
+            continue
+        swapped = {count: dict(model[count]) for count in COUNTS}
+        for count in COUNTS:
+            swapped[count]["per_pe"] += pipelined[count] - one_cycle[count]
+        for part, device in DEVICES.items():
+            try:
+                size = largest_size(swapped, device, mapping, budget=budget)
+            except DoesNotFit:
+                continue
+            pes, counts = size[0] * size[1], predict(swapped, size)
+            estimates.append({"device": part, "mapping": mapping, "size": list(size), "pes": pes, **counts,
+                              "fmax_mhz": pipelined["fmax_mhz"],
+                              "gmac_per_s": pes * pipelined["fmax_mhz"] / 1000,
+                              "pe": {"one_cycle": {c: one_cycle[c] for c in COUNTS},
+                                     "pipelined": {c: pipelined[c] for c in COUNTS},
+                                     "pipelined_date": pipelined.get("date")}})
+    return estimates
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def comparisons(rows):
+    """fourbit / FP16 GMAC/s and step-time ratios per device and mapping (best of each format)."""
+    out = []
+    for part in DEVICES:
+        for mapping in MAPPINGS:
+            best = {}
+            for fmt in ("fourbit", "fp16"):
+                placed = [r for r in rows if (r["device"], r["mapping"], r["fmt"]) == (part, mapping, fmt)
+                          and r.get("gmac_per_s")]
+                if placed:
+                    best[fmt] = max(placed, key=lambda r: r["gmac_per_s"])
+            if len(best) == 2:
+                four, fp16 = best["fourbit"], best["fp16"]
+                step = (fp16["step"]["seconds"] / four["step"]["seconds"]
+                        if four.get("step") and fp16.get("step") else None)
+                out.append({"device": part, "mapping": mapping, "fourbit": four["kind"], "fp16": fp16["kind"],
+                            "gmac_ratio": four["gmac_per_s"] / fp16["gmac_per_s"], "step_speedup": step})
+    return out
+
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+ARRAY_HEADER = ["device", "mapping", "array", "size", "PEs", "LUT-equiv (predicted)", "% of LUTs", "FF (predicted)",
+                "DSP", "Fmax MHz", "GMAC/s", "step cycles (timing model)", "step time µs"]
+RATIO_HEADER = ["device", "mapping", "fourbit / FP16 arrays", "GMAC/s ratio", "training-step speed-up"]
+ESTIMATE_HEADER = ["device", "mapping", "size", "PEs", "LUT-equiv", "DSP", "Fmax MHz (the PE's)", "GMAC/s"]
+
+
+def array_rows(report):
+    """The arrays of a chip report as table cells (:data:`ARRAY_HEADER`)."""
+    cells = []
+    for r in report["rows"]:
+        step = r.get("step") or {}
+        fmax = _fmt(r["fmax_mhz"], 1) if r["fmax_mhz"] else f"does not place: {r.get('error')}"
+        cells.append([r["device"], r["mapping"] + (" (= lut)" if r.get("same_as_lut") else ""), r["kind"],
+                      f"{r['size'][0]}x{r['size'][1]}", _fmt(r["pes"]),
+                      f"{_fmt(r['lut_equiv'])} ({_fmt(r['predicted']['lut_equiv'])})", f"{100 * r['lut_share']:.1f}",
+                      f"{_fmt(r['ff'])} ({_fmt(r['predicted']['ff'])})", _fmt(r["dsp"]), fmax,
+                      _fmt(r.get("gmac_per_s"), 2), f"{_fmt(step.get('cycles'))} ({_fmt(step.get('model_cycles'))})",
+                      _fmt(step["seconds"] * 1e6, 1) if step.get("seconds") else "-"])
+    return cells
+
+
+def ratio_rows(report):
+    return [[c["device"], c["mapping"], f"{c['fourbit']} / {c['fp16']}", f"{c['gmac_ratio']:.2f}x",
+             f"{c['step_speedup']:.2f}x" if c["step_speedup"] else "-"] for c in report["comparisons"]]
+
+
+def estimate_rows(report):
+    return [[e["device"], e["mapping"], f"{e['size'][0]}x{e['size'][1]}", _fmt(e["pes"]), _fmt(e["lut_equiv"]),
+             _fmt(e["dsp"]), f"{e['fmax_mhz']:.1f}", f"{e['gmac_per_s']:.2f}"] for e in report["estimates"]]
+
+
+def _table(header, rows):
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+            *["| " + " | ".join(row) + " |" for row in rows], ""]
+
+
+def markdown(report):
+    lines = ["# Chip-level comparison: the largest fourbit and FP16 arrays per device", "",
+             f"Generated {report['generated_utc']}; the rows come from these runs of `python -m synth.chip` (results "
+             "cached by content, a run replaces the rows of the arrays it measured):", "",
+             *[f"- {run['date']}: `{' '.join(run['argv']) or '(defaults)'}`, {run['wall_seconds']:,} s wall on "
+               f"{run['cores']} cores, load average {run['load_average']} at its start" for run in report["runs"]], "",
+             "## Method", "", *[f"- {line}" for line in report["method"]], "",
+             "## Arrays", "", *_table(ARRAY_HEADER, array_rows(report)),
+             "## fourbit / FP16", "", *_table(RATIO_HEADER, ratio_rows(report)),
+             *[f"- {note}" for note in report["notes"]], ""]
+    if report["estimates"]:
+        lines += ["## Estimate: an FP16 array with the pipelined FP16 PE (not built)", "",
+                  *_table(ESTIMATE_HEADER, estimate_rows(report))]
+    lines += ["## Cost models (Yosys, ECP5)", "",
+              *_table(["array", "mapping", "count", "per PE", "per row", "per column", "fixed"],
+                      [[m["kind"], m["mapping"], count, *(f"{m['model'][count][k]:.1f}" for k in
+                                                          ("per_pe", "per_row", "per_col", "fixed"))]
+                       for m in report["models"] for count in COUNTS])]
+    return "\n".join(lines)
+
+
+def method_notes():
+    return [
+        f"Cost model per array kind and mapping: Yosys alone (synth_ecp5, no place and route) at "
+        f"{', '.join(f'{r}x{c}' for r, c in FIT_SIZES)}, least-squares fit of LUT-equiv, FF and DSP to "
+        "per PE x R x C + per row x R + per column x C + fixed.",
+        f"Prediction: the R x C (each {SIZE_MIN}..{SIZE_MAX}, the longer side at most {MAX_ASPECT}x the shorter) "
+        f"with the most PEs within {BUDGET:.0%} of the "
+        "device's LUTs (and its MULT18X18D count with the dsp mapping); then one Yosys run and one place and "
+        f"route (nextpnr seed {SEED}) at that size; a measured array over {ACCEPT:.0%} of the LUTs, or one that "
+        "does not place, steps down once.",
+        "LUT-equiv counts the array alone (the flow's harness excluded): LUT4 + 2 x CCU2C + 6 x TRELLIS_DPR16X4; "
+        "% of LUTs is that over the device's LUT4 count (LFE5U-25F 24,288, LFE5U-85F 83,640).",
+        "GMAC/s = PEs x Fmax x MACs per PE per cycle. Fmax is nextpnr's for one seed.",
+        "Training step: the six array GEMMs of one step of the digits MLP 64-64-64-64-10 of the training-steps "
+        "bench (batch 32; FWD, BWD_DATA, BWD_WEIGHT of its two 4-bit 64x64 layers, 786,432 MACs) run one after "
+        "another on the simulated array at the chosen size (Verilator; each GEMM from its first command to its "
+        "last output row, the host never stalling, every output checked against golden); the FP16 arrays run "
+        "the same shapes with random binary16 operands. Step time = measured cycles / Fmax; host work between "
+        "GEMMs, the first and last FP32 layers and the quantizer are not in it.",
+    ]
+
+
+def load_average():
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_size(text):
+    """``KIND=RxC`` -> (kind name, (R, C)); a malformed one is a ValueError naming it."""
+    name, sep, size = text.partition("=")
+    parts = size.lower().split("x")
+    if not sep or name not in KINDS or len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"--size must look like KIND=RxC with KIND among {sorted(KINDS)}, got {text!r}")
+    rows, cols = int(parts[0]), int(parts[1])
+    if not (SIZE_MIN <= rows <= SIZE_MAX and SIZE_MIN <= cols <= SIZE_MAX):
+        raise ValueError(f"--size {text}: R and C must be {SIZE_MIN}..{SIZE_MAX}")
+    return name, (rows, cols)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="python -m synth.chip", description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", nargs="+", choices=list(DEVICES), default=list(DEVICES))
+    parser.add_argument("--mappings", nargs="+", choices=MAPPINGS, default=list(MAPPINGS))
+    parser.add_argument("--kinds", nargs="+", metavar="KIND",
+                        help=f"array kinds among {sorted(KINDS)} (default: the best available of each format)")
+    parser.add_argument("--size", action="append", default=[], metavar="KIND=RxC",
+                        help="measure this size instead of the predicted one (on every device and mapping)")
+    parser.add_argument("--no-sim", action="store_true", help="no training-step simulation (timing model only)")
+    parser.add_argument("--jobs", "-j", metavar="N", help="runs at a time (default: $JOBS, else one per core)")
+    parser.add_argument("--out-dir", default=str(OUT_DIR), help="default: %(default)s")
+    return parser
+
+
+def main(argv=None):
+    started = time.monotonic()
+    load = load_average()
+    args = _parser().parse_args(argv)
+    from rtl import generate
+
+    try:
+        n_jobs = jobs.job_count(args.jobs)
+        kinds = available_kinds(generate, args.kinds)
+        explicit = dict(parse_size(text) for text in args.size)
+    except ValueError as error:
+        raise SystemExit(f"python -m synth.chip: {error}") from None
+    history = jobs.History(Path("build/synth/times.json"))
+    cases = [(kind, mapping) for kind in kinds for mapping in args.mappings if mapping in kind.mappings]
+
+    # 1. cost models from Yosys alone at small sizes
+    fits = [Synthesis(kind, size, mapping) for kind, mapping in cases for size in FIT_SIZES]
+    fitted = _run_all(run_synthesis, fits, n_jobs, history, lambda j: j.size[0] * j.size[1], "yosys")
+    points = {(kind, mapping): [(j.size, fitted[j]) for j in fits if (j.kind, j.mapping) == (kind, mapping)]
+              for kind, mapping in cases}
+    models = {(kind.name, mapping): fit(points[kind, mapping]) for kind, mapping in cases}
+    # Where Yosys infers no multiplier, the dsp mapping is the LUT-only design: placed once.
+    as_lut = {kind for kind, mapping in cases if mapping == "dsp" and (kind, "lut") in points
+              and all(counts["dsp"] == 0 for _, counts in points[kind, mapping])
+              and [c for _, c in points[kind, mapping]] == [c for _, c in points[kind, "lut"]]}
+
+    # 2. predicted sizes (or the explicit ones, refused when they cannot fit)
+    plans = {}
+    for kind, mapping in cases:
+        if mapping == "dsp" and kind in as_lut:
+            continue
+        model = models[kind.name, mapping]
+        for part in args.devices:
+            try:
+                if kind.name in explicit:
+                    check_size(kind, explicit[kind.name], model, DEVICES[part])
+                    plans[kind, mapping, part] = explicit[kind.name]
+                else:
+                    plans[kind, mapping, part] = largest_size(model, DEVICES[part], mapping)
+            except DoesNotFit as error:
+                raise SystemExit(f"python -m synth.chip: {kind.name}, {mapping} mapping: {error}") from None
+
+    # 3. one place and route each; a step down for those that do not fit
+    def estimate(job):
+        return predict(models[job.kind.name, job.mapping], job.size)["lut_equiv"]
+
+    first = [Placement(kind, size, mapping, part) for (kind, mapping, part), size in plans.items()]
+    placed = _run_all(run_placement, first, n_jobs, history, estimate, "place")
+    retries = {}
+    for job in first:
+        if placed[job]["fmax_mhz"] is None and job.kind.name not in explicit:
+            smaller = largest_size(models[job.kind.name, job.mapping], DEVICES[job.device], job.mapping,
+                                   below=job.size[0] * job.size[1])
+            retries[job] = Placement(job.kind, smaller, job.mapping, job.device)
+    placed.update(_run_all(run_placement, list(retries.values()), n_jobs, history, estimate, "place (step down)"))
+
+    # 4. the training step on each chosen array
+    shapes = step_shapes()
+    rows = []
+    for job in first:
+        final = retries.get(job, job)
+        result = placed[final]
+        pes = final.size[0] * final.size[1]
+        fmax = result["fmax_mhz"]
+        for mapping in ("lut", "dsp") if final.mapping == "lut" and final.kind in as_lut else (final.mapping,):
+            rows.append({
+                "device": final.device, "mapping": mapping, "same_as_lut": mapping != final.mapping,
+                "kind": final.kind.name, "fmt": final.kind.fmt,
+                "unit": final.kind.unit, "description": final.kind.description, "size": list(final.size), "pes": pes,
+                "predicted": predict(models[final.kind.name, final.mapping], final.size),
+                "first_try": None if final is job else {"size": list(job.size), "error": placed[job]["error"],
+                                                        **_counts(placed[job])},
+                **_counts(result), "lut_share": result["lut_share"], "fmax_mhz": fmax, "error": result.get("error"),
+                "utilization": result.get("utilization", {}),
+                "gmac_per_s": pes * fmax * final.kind.macs_per_pe / 1000 if fmax else None,
+                "step": {"model_cycles_by_gemm": model_step_cycles(final.kind, final.size, shapes)},
+            })
+    steps = {}
+    if not args.no_sim:
+        sims = list({StepRun(KINDS[r["kind"]], tuple(r["size"])) for r in rows if r["fmax_mhz"]})
+        sims = jobs.longest_first(sims, lambda s: s.key, lambda s: s.size[0] * s.size[1], history)
+        for done, (job, result, error) in enumerate(jobs.run(run_step, sims, n_jobs), 1):
+            if error is not None:
+                raise SystemExit(f"python -m synth.chip: training step on {label(job.kind, job.size)}: {error}")
+            history.record(job.key, result["wall_seconds"])
+            print(f"[{done:2d}/{len(sims)}] step {job.key}: {result['cycles']:,} cycles measured, "
+                  f"{result['model_cycles']:,} by the timing model", flush=True)
+            steps[job.kind.name, job.size] = result
+    for row in rows:
+        step = row["step"] = dict(row["step"])
+        step["model_cycles"] = sum(step["model_cycles_by_gemm"])
+        measured = steps.get((row["kind"], tuple(row["size"])))
+        if measured:
+            step.update(cycles=measured["cycles"], cycles_by_gemm=measured["cycles_by_gemm"], sim=measured["sim"],
+                        macs=measured["macs"], seconds=measured["cycles"] / (row["fmax_mhz"] * 1e6))
+
+    this_run = {"date": _now(), "argv": list(argv if argv is not None else sys.argv[1:]),
+                "wall_seconds": round(time.monotonic() - started), "load_average": load, "cores": jobs.cores()}
+    model_entries = [{"kind": k, "mapping": m, "model": model, "points": [
+        {"size": list(j.size), **{c: fitted[j][c] for c in COUNTS}} for j in fits if (j.kind.name, j.mapping) == (k, m)]}
+        for (k, m), model in models.items()]
+    out = Path(args.out_dir)
+    report = merge(_previous(out / "chip.json"), this_run, model_entries, rows, shapes)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "chip.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "chip.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def _previous(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def merge(previous, this_run, model_entries, rows, shapes):
+    """The chip report: ``previous``'s rows and models with those of this run replacing theirs (same
+    device, mapping and kind), the ratios, notes and estimate from the merged rows."""
+    def replace(old, new, key):
+        keys = {key(entry) for entry in new}
+        return [entry for entry in old if key(entry) not in keys] + new
+
+    rows = replace(previous.get("rows", []), rows, lambda r: (r["device"], r["mapping"], r["kind"]))
+    model_entries = replace(previous.get("models", []), model_entries, lambda m: (m["kind"], m["mapping"]))
+    fp16_kinds = {r["kind"] for r in rows if r["fmt"] == "fp16"}
+    only_one_cycle = fp16_kinds == {"fp16"}
+    notes = [f"{kind}: Yosys infers no MULT18X18D for this array, so its dsp mapping is its LUT-only design "
+             "(placed once, listed under both mappings)." for kind in sorted({r["kind"] for r in rows if r["same_as_lut"]})]
+    if only_one_cycle:
+        notes.append("The FP16 arrays here use the one-cycle-accumulate FP16 PE (about 32 MHz): no FP16 array "
+                     "with the pipelined FP16 PE exists yet, so these ratios flatter fourbit; the estimate below "
+                     "swaps in the pipelined PE per PE.")
+    synth_report = _previous("build/synth/report.json")
+    models = {(m["kind"], m["mapping"]): m["model"] for m in model_entries}
+    runs = [*previous.get("runs", []), this_run]
+    return {
+        "generated_utc": this_run["date"], "cores": this_run["cores"], "load_average": this_run["load_average"],
+        "wall_seconds": this_run["wall_seconds"], "runs": runs,
+        "budget": BUDGET, "accept": ACCEPT, "seed": SEED, "method": method_notes(),
+        "devices": {part: {"luts": d.luts, "dsps": d.dsps, "nextpnr": list(d.nextpnr_args)} for part, d in DEVICES.items()},
+        "models": model_entries,
+        "step_gemms": [{"mode": Mode(mode).name, "shape": [m, k, n]} for mode, m, k, n in shapes],
+        "rows": rows, "comparisons": comparisons(rows), "notes": notes,
+        "estimates": pipelined_estimate(models, synth_report) if only_one_cycle else [],
+    }
+
+
+if __name__ == "__main__":
+    jobs.quiet_interrupts()
+    sys.exit(main())

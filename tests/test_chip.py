@@ -1,0 +1,176 @@
+"""synth.chip: the cost model, the size choice, fit errors and the training step's cycles.
+
+The Yosys runs are faked with an exactly linear cost so the choices can be worked by hand; one
+slow test runs the training step on a small simulated array (Verilator).
+"""
+
+import dataclasses
+import json
+
+import pytest
+
+from golden.tiling import Mode
+from synth import chip, flow
+
+LINEAR = {"lut_equiv": (200, 10, 20, 300), "ff": (120, 8, 30, 50), "dsp": (0, 0, 0, 0)}
+DSP_PER_PE = {**LINEAR, "dsp": (1, 0, 0, 0)}
+
+
+def linear_counts(size, coefficients=LINEAR):
+    rows, cols = size
+    return {count: per_pe * rows * cols + per_row * rows + per_col * cols + fixed
+            for count, (per_pe, per_row, per_col, fixed) in coefficients.items()}
+
+
+def model(coefficients=LINEAR):
+    return chip.fit([(size, linear_counts(size, coefficients)) for size in chip.FIT_SIZES])
+
+
+def test_fit_recovers_a_linear_cost_exactly():
+    fitted = model()
+    assert fitted["lut_equiv"]["per_pe"] == pytest.approx(200)
+    assert fitted["ff"]["per_col"] == pytest.approx(30)
+    assert chip.predict(fitted, (10, 12)) == linear_counts((10, 12))
+
+
+def test_fit_needs_four_sizes():
+    with pytest.raises(ValueError, match="at least 4 sizes, got 3"):
+        chip.fit([(size, linear_counts(size)) for size in chip.FIT_SIZES[:3]])
+
+
+def test_largest_size_has_the_most_pes_within_the_budget():
+    device = flow.TARGETS["ecp5-85f"]
+    rows, cols = chip.largest_size(model(), device, "lut")
+    budget = chip.BUDGET * device.luts                      # 71,094 LUT-equiv
+    assert linear_counts((rows, cols))["lut_equiv"] <= budget
+    # 200 per PE leaves room for at most (71,094 - 300 - 30 * 2) / 200 PEs whatever the shape
+    assert rows * cols == max(r * c for r in range(2, 33) for c in range(2, 33)
+                              if linear_counts((r, c))["lut_equiv"] <= budget and max(r, c) <= 2 * min(r, c))
+    assert max(rows, cols) <= chip.MAX_ASPECT * min(rows, cols)
+
+
+def test_the_dsp_mapping_stays_within_the_multipliers_and_a_step_down_has_fewer_pes():
+    device = chip.DEVICES["LFE5U-25F"]                       # 28 multipliers
+    size = chip.largest_size(model(DSP_PER_PE), device, "dsp")
+    assert size[0] * size[1] == 28 and sorted(size) == [4, 7]
+    smaller = chip.largest_size(model(DSP_PER_PE), device, "dsp", below=28)
+    assert smaller[0] * smaller[1] == 25
+
+
+def test_nothing_fits_a_tiny_device():
+    with pytest.raises(chip.DoesNotFit, match=r"no array of this kind fits LFE5U-25F within 85% of its LUTs: the "
+                                              r"smallest, 2x2, needs 1,160 LUT-equiv \(116 %\)"):
+        chip.largest_size(model(), dataclasses.replace(flow.ECP5_25F, luts=1000), "lut")
+
+
+def test_an_explicit_size_that_cannot_fit_names_the_device_the_size_and_the_utilization():
+    kind = chip.KINDS["fourbit"]
+    with pytest.raises(chip.DoesNotFit) as error:
+        chip.check_size(kind, (24, 24), model(), chip.DEVICES["LFE5U-85F"])
+    needs = linear_counts((24, 24))["lut_equiv"]             # 116,220
+    assert str(error.value) == (f"training_array 24x24 needs {needs:,} LUT-equiv, "
+                                f"{100 * needs / 83_640:.0f} % of LFE5U-85F's 83,640 LUTs (predicted by the cost model)")
+    chip.check_size(kind, (8, 8), model(), chip.DEVICES["LFE5U-85F"])
+
+
+def test_the_command_line_refuses_a_size_that_does_not_fit(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(chip, "run_synthesis", lambda job: {**linear_counts(job.size), "cached": True,
+                                                            "wall_seconds": 0})
+    history = chip.jobs.History(tmp_path / "times.json")
+    monkeypatch.setattr(chip.jobs, "History", lambda path: history)
+    with pytest.raises(SystemExit) as error:
+        chip.main(["--kinds", "fourbit", "--mappings", "lut", "--size", "fourbit=24x24", "--jobs", "1",
+                   "--out-dir", str(tmp_path)])
+    needs = linear_counts((24, 24))["lut_equiv"]
+    assert str(error.value) == (f"python -m synth.chip: fourbit, lut mapping: training_array 24x24 needs {needs:,} "
+                                f"LUT-equiv, {100 * needs / 24_288:.0f} % of LFE5U-25F's 24,288 LUTs (predicted by the "
+                                "cost model)")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("fourbit", "KIND=RxC"), ("int8=4x4", "KIND=RxC"), ("fourbit=4by4", "KIND=RxC"), ("fp16=1x4", "2..32"),
+])
+def test_bad_sizes_are_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        chip.parse_size(text)
+    assert chip.parse_size("fp16=3x5") == ("fp16", (3, 5))
+
+
+def test_default_kinds_are_the_best_available_of_each_format():
+    class Registry:
+        UNITS = {"training_array": None, "fp16_array": None}
+    assert [k.name for k in chip.available_kinds(Registry)] == ["fourbit", "fp16"]
+    with pytest.raises(ValueError, match="kinds must be among"):
+        chip.available_kinds(Registry, ["int8"])
+
+
+def test_step_shapes_and_the_timing_model_of_the_documented_8x8_step():
+    shapes = chip.step_shapes()
+    assert [(Mode(mode).name, m, k, n) for mode, m, k, n in shapes] == [
+        ("FWD", 32, 64, 64), ("FWD", 32, 64, 64), ("BWD_DATA", 32, 64, 64), ("BWD_WEIGHT", 64, 32, 64),
+        ("BWD_DATA", 32, 64, 64), ("BWD_WEIGHT", 64, 32, 64)]
+    # docs/architecture.md: 2,048 beats, latency 18, 8 rows: 2,073 cycles per GEMM, 12,438 per step
+    assert chip.model_step_cycles(chip.KINDS["fourbit"], (8, 8), shapes) == [2073] * 6
+
+
+def test_comparisons_divide_the_best_of_each_format():
+    def row(fmt, gmacs, seconds):
+        return {"device": "LFE5U-85F", "mapping": "lut", "fmt": fmt, "kind": fmt, "gmac_per_s": gmacs,
+                "step": {"seconds": seconds}}
+    ratios = chip.comparisons([row("fourbit", 30.0, 1e-4), row("fp16", 2.0, 1e-3), row("fp16", 3.0, 8e-4)])
+    assert len(ratios) == 1
+    assert ratios[0]["gmac_ratio"] == pytest.approx(10.0) and ratios[0]["step_speedup"] == pytest.approx(8.0)
+
+
+@pytest.mark.slow
+@pytest.mark.cocotb
+def test_training_step_cycles_on_verilator_equal_the_timing_model():
+    measured = chip.simulate_step(chip.KINDS["fourbit"], (4, 4))
+    assert measured["macs"] == 6 * 32 * 64 * 64
+    assert measured["cycles_by_gemm"] == chip.model_step_cycles(chip.KINDS["fourbit"], (4, 4), chip.step_shapes())
+    assert measured["cycles"] == measured["model_cycles"] == sum(measured["cycles_by_gemm"])
+
+
+def sample_report():
+    def row(kind, fmt, size, gmacs, seconds, mapping="lut"):
+        return {"device": "LFE5U-85F", "mapping": mapping, "same_as_lut": False, "kind": kind, "fmt": fmt,
+                "size": list(size), "pes": size[0] * size[1], "lut_equiv": 70_000, "ff": 40_000, "dsp": 0,
+                "predicted": {"lut_equiv": 69_500, "ff": 41_000, "dsp": 0}, "lut_share": 70_000 / 83_640,
+                "fmax_mhz": 90.0, "error": None, "gmac_per_s": gmacs,
+                "step": {"cycles": 4_000, "model_cycles": 4_000, "seconds": seconds}}
+    rows = [row("fourbit", "fourbit", (22, 15), 29.7, 4.4e-5), row("fp16", "fp16", (8, 8), 2.0, 2.0e-4)]
+    return {"generated_utc": "2026-12-04 20:00 UTC", "wall_seconds": 3600, "cores": 2, "load_average": "9.0, 8.0, 7.0",
+            "runs": [{"date": "2026-12-04 20:00 UTC", "argv": [], "wall_seconds": 3600, "cores": 2,
+                      "load_average": "9.0, 8.0, 7.0"}],
+            "budget": 0.85, "method": ["m"], "rows": rows, "comparisons": chip.comparisons(rows),
+            "notes": ["the FP16 arrays use the one-cycle PE"], "estimates": [],
+            "models": [{"kind": "fourbit", "mapping": "lut", "model": model()}]}
+
+
+def test_the_report_shows_the_arrays_the_ratio_and_the_date(tmp_path):
+    from synth import project_report
+
+    report = sample_report()
+    text = chip.markdown(report)
+    assert ("| LFE5U-85F | lut | fourbit | 22x15 | 330 | 70,000 (69,500) | 83.7 | 40,000 (41,000) | 0 | 90.0 | 29.70 "
+            "| 4,000 (4,000) | 44.0 |") in text
+    assert "| LFE5U-85F | lut | fourbit / fp16 | 14.85x | 4.55x |" in text
+    (tmp_path / "chip").mkdir()
+    (tmp_path / "chip" / "chip.json").write_text(json.dumps(report))
+    (md, _), lines = project_report.write(tmp_path)
+    assert ("`make chip`, last run 2026-12-04 20:00 UTC (3,600 s wall on 2 cores, load average 9.0, 8.0, 7.0; the rows "
+            "come from 1 run(s) taking 3,600 s in all)") in md.read_text()
+    assert ("chip level (LFE5U-85F, lut mapping, make chip 2026-12-04 20:00 UTC): the largest fourbit array gives "
+            "14.8x the GMAC/s of the largest FP16 array (fourbit / fp16)") in lines
+
+
+def test_a_run_replaces_the_rows_of_the_arrays_it_measured():
+    old = sample_report()
+    run = {"date": "2026-12-04 21:00 UTC", "argv": ["--kinds", "fp16"], "wall_seconds": 60, "cores": 2,
+           "load_average": "1.0, 1.0, 1.0"}
+    fp16 = {**old["rows"][1], "size": [7, 9], "pes": 63, "gmac_per_s": 2.97, "step": {"seconds": 1e-4}}
+    merged = chip.merge(old, run, [], [fp16], chip.step_shapes())
+    assert [(r["kind"], r["size"]) for r in merged["rows"]] == [("fourbit", [22, 15]), ("fp16", [7, 9])]
+    assert merged["comparisons"][0]["gmac_ratio"] == pytest.approx(10.0)
+    assert [r["date"] for r in merged["runs"]] == ["2026-12-04 20:00 UTC", "2026-12-04 21:00 UTC"]
+    assert merged["models"] == old["models"] and merged["generated_utc"] == "2026-12-04 21:00 UTC"
