@@ -166,7 +166,8 @@ def collect(build):
                 "gaps": [gap(results, scheme, dataset, model) if scheme else None
                          for dataset, model, *_ in ACCURACY_ROWS]}
                for name, scheme, array_unit, row_format in FORMATS]
-    return {"entries": entries, "train_command": train_command, "train_path": train_path,
+    epochs = next((r.get("epochs") for r in (results or {}).get("rows", [])), None)
+    return {"entries": entries, "train_command": train_command, "train_path": train_path, "train_epochs": epochs,
             "scale_multiply": scale_multiply(rows)}
 
 
@@ -205,8 +206,12 @@ def notes(data):
              "shared float32 unit; Fmax is the median of 3 nextpnr seeds unless a cell says fewer; MAC/s per 1k "
              "LUT = Fmax ÷ LUT-equiv per PE. FP16 is the FP16 PE with the most MAC/s per 1k LUT. Chip GMAC/s: the "
              "largest array of the format that places on the ECP5-85F (build/chip/chip.json, `make chip`)."]
+    dates = sorted(c["date"] for c in costs.values() if c and c.get("date"))
+    if dates:
+        lines[0] += f" Synthesis rows of {dates[0]}" + (f" to {dates[-1]}." if dates[-1] != dates[0] else ".")
     if data["train_command"]:
-        quick = " (the quick table: digits-MLP only, few epochs)" if data["train_command"] == "make train-quick" else ""
+        quick = (f" (the quick table: digits-MLP only, {data['train_epochs']} epochs)"
+                 if data["train_command"] == "make train-quick" else "")
         lines.append(f"Accuracy gap = FP32 − format, test accuracy points on digits-MLP, and the character "
                      f"LM's validation bits per character above FP32's in %, from {data['train_path']}{quick}; "
                      "positive is worse.")

@@ -47,9 +47,9 @@ def _synth_rows():
     ]
 
 
-def _training_rows(pairs):
+def _training_rows(pairs, epochs=20):
     return {"mode": "full", "seeds": [0], "rows": [
-        {"dataset": d, "model": m, "scheme": s, "gap_to_fp32": g, "epochs": 1, "acc_mean": 90.0, "acc_std": 0.0,
+        {"dataset": d, "model": m, "scheme": s, "gap_to_fp32": g, "epochs": epochs, "acc_mean": 90.0, "acc_std": 0.0,
          "metric": "val_bpc" if d == "pydoc" else "test_acc"} for d, m, s, g in pairs]}
 
 
@@ -99,6 +99,7 @@ def test_goal_and_scale_multiply_sentences(build):
     # 220 / 200 = 1.10x at 118.0 >= 100.0 MHz
     assert "MXFP4 PE: 1.10× the LUT-equiv of fourbit's PE at 118.0 against 100.0 MHz: the goal" in text
     assert "is met." in text
+    assert "Synthesis rows of 2026-12-04 12:00 UTC." in text
     # rows 2240 - 1760 = 480, float32 units 964 - 900 = 64: 416 per row of 8, 52 per PE
     assert ("the NVFP4 mx_row has 480 LUT-equiv more than the MXFP4 one, 64 of them in its wider float32 unit"
             in text)
@@ -132,13 +133,13 @@ def test_missing_inputs_are_named_cells_not_figures(tmp_path):
 
 def test_quick_table_fills_the_digits_gap_only(build):
     (build / "train" / "results.json").unlink()
-    _write(build / "train" / "quick" / "results.json", _training_rows([("digits", "mlp", "fourbit", 1.25)]))
+    _write(build / "train" / "quick" / "results.json", _training_rows([("digits", "mlp", "fourbit", 1.25)], epochs=8))
     lines = _lines(build)
     fourbit = next(line for line in lines if line.startswith("| fourbit radix-4 |"))
     assert fourbit.endswith("| +1.25 points | not measured: run make train |")
     mx = next(line for line in lines if line.startswith("| MXFP4 |"))
     assert mx.endswith("| not measured: run make train-quick | not measured: run make train |")
-    assert any("(the quick table: digits-MLP only, few epochs)" in line for line in lines)
+    assert any("(the quick table: digits-MLP only, 8 epochs)" in line for line in lines)
 
 
 def test_a_missing_float32_unit_leaves_the_scale_multiply_unmeasured(build):
