@@ -14,6 +14,7 @@ from golden.tiling import K_MAX, SIZE_MAX, SIZE_MIN
 from golden.units import BWD_WIDTH, FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
 
 from .array_pe import FourBitPe, Fp16Pe, MxPe
+from .mx_row import FORMATS
 from .params import check_int
 
 SCALE_SHAPE = signed(S_MAX.bit_length() + 1)  # the scale exponent range -32..31
@@ -110,7 +111,7 @@ class TrainingArray(wiring.Component):
         #: Cycles from taking the last beat of a tile to its first output row (without stalls).
         self.latency = rows + cols + pe.sum_latency
         #: Minimum distance in cycles between the last beats of consecutive tiles.
-        self.tile_period = rows + cols - 1
+        self.tile_period = rows + cols - 1 + pe.period_extra
         # A tile waits in the metadata queue from its last beat for rows + cols - 2 + sum_latency
         # cycles; last beats are at least max(tile_period, depth_step) cycles apart.
         spacing = max(self.tile_period, pe.depth_step)
@@ -212,8 +213,7 @@ class TrainingArray(wiring.Component):
                 ]
                 if i < rows - 1:
                     core.d.comb += pe.shift_in.eq(pes[i + 1][j].shadow)
-        for i in range(rows):
-            self.pe.connect_row(core, i, pes[i])
+        self.pe.connect_rows(core, pes)
 
         m.d.comb += [
             self.o.valid.eq(holding[0]),
@@ -277,7 +277,7 @@ class Fp16TrainingArray(TrainingArray):
 
 class MxTrainingArray(TrainingArray):
     """The same array with block-scaled E2M1 PEs (:class:`rtl.mx_array_pe.MxArrayProcessingElement`)
-    and one float32 unit per row (:class:`rtl.mx_array_pe.MxRowUnit`).
+    and one float32 unit per group of rows (:class:`rtl.mx_array_pe.MxGroupUnit`).
 
     Everything in :class:`TrainingArray` holds with these differences (docs/architecture.md, "The
     MX array"): a lane is 12 bits, the E2M1 code in bits 3..0 and the scale code of its block
@@ -285,8 +285,9 @@ class MxTrainingArray(TrainingArray):
     multiple of the block (32 or 16), else the command is bad (dropped, ``error`` set); the output
     beat carries per column the float32 sum ``acc`` with ``invalid`` (it is NaN: a NaN scale) and
     ``overflow`` (it is +-Inf); the three modes run the same GEMM (each blocked along its own
-    reduction axis by the host); the latency is R + C + 17. golden.mx_tiling models the numerics
-    and the beats (NVFP4: the sums before the tensor scales).
+    reduction axis by the host); latency and tile period grow by 17 and E = (G - 1)(C - 1), with
+    G = block // C rows sharing one float32 unit (:class:`rtl.array_pe.MxPe`). golden.mx_tiling
+    models the numerics and the beats (NVFP4: the sums before the tensor scales).
 
     Parameters
     ----------
@@ -297,7 +298,9 @@ class MxTrainingArray(TrainingArray):
     """
 
     def __init__(self, rows=8, cols=8, fmt="mxfp4"):
-        pe = MxPe(fmt)
-        check_int("cols", cols, SIZE_MIN, pe.block)
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
+        check_int("rows", rows, SIZE_MIN, SIZE_MAX)
+        check_int("cols", cols, SIZE_MIN, FORMATS[fmt])
         self.fmt = fmt
-        self._setup(rows, cols, pe)
+        self._setup(rows, cols, MxPe(fmt, rows, cols))

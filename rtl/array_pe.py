@@ -16,8 +16,8 @@ number formats (docs/architecture.md, "The PE seam"):
   (the descale of a scaled accumulator happens here, once per column);
 * optionally (the MX PE uses them): ``beat_fields(taken)``, more per-beat flags on the control
   chain, which a PE gets with its operands on the ports named in ``beat_inputs``;
-  ``bad_depth(k)``, more bad commands; ``depth_step``, the least K; ``connect_row(module, i,
-  pes)``, a unit shared by the PEs of row i.
+  ``bad_depth(k)``, more bad commands; ``depth_step``, the least K; ``period_extra``, cycles
+  added to the tile period; ``connect_rows(module, pes)``, units shared by the PEs (``pes[i][j]``).
 """
 
 from amaranth import Mux, signed
@@ -26,7 +26,7 @@ from amaranth.lib import data
 from golden.tiling import Mode
 
 from .fp16_array_pe import Fp16ProcessingElement
-from .mx_array_pe import LANE_WIDTH, SUM_LATENCY, MxArrayProcessingElement, MxRowUnit
+from .mx_array_pe import LANE_WIDTH, SUM_LATENCY, MxArrayProcessingElement, MxGroupUnit, group_rows
 from .mx_row import FORMATS
 from .pe import ProcessingElement
 
@@ -38,6 +38,7 @@ class PeKind:
     sum_latency = None
     beat_inputs = ()
     depth_step = 1
+    period_extra = 0
 
     def build(self):
         raise NotImplementedError
@@ -54,8 +55,8 @@ class PeKind:
         """A 1-bit Value marking a command depth ``k`` the PE cannot run, or None (all are fine)."""
         return None
 
-    def connect_row(self, module, row, pes):
-        """Add to ``module`` what the PEs ``pes`` of row ``row`` share; nothing by default."""
+    def connect_rows(self, module, pes):
+        """Add to ``module`` what the PEs ``pes[i][j]`` share; nothing by default."""
 
     def output_fields(self, cols):
         """Output-beat fields before ``row``/``last``/``mode``/``s``: name -> shape."""
@@ -114,18 +115,26 @@ class Fp16Pe(PeKind):
 
 class MxPe(PeKind):
     """The block-scaled E2M1 PE (:class:`rtl.mx_array_pe.MxArrayProcessingElement`) with one
-    :class:`rtl.mx_array_pe.MxRowUnit` per row; the mode is not used."""
+    :class:`rtl.mx_array_pe.MxGroupUnit` per G = block // C rows; the mode is not used.
+
+    A group's unit reads its PEs bottom row first, so PE(i, j) at rank r from its group's bottom
+    row gets its sum r (C - 1) cycles later than a PE on its anti-diagonal at the bottom: the sum
+    latency is that of the top row of a full group, and the tile period grows by the same amount
+    (``period_extra``), so that a tile's first stores never overtake the previous tile's drain.
+    """
 
     operand_width = LANE_WIDTH
-    sum_latency = SUM_LATENCY
     beat_inputs = ("last", "block_last", "first_block")
 
-    def __init__(self, fmt):
+    def __init__(self, fmt, rows, cols):
         if fmt not in FORMATS:
             raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
         self.fmt, self.block = fmt, FORMATS[fmt]
         self.depth_step = self.block
         self._low = self.block.bit_length() - 1
+        self.group = min(rows, group_rows(self.block, cols))
+        self.period_extra = (self.group - 1) * (cols - 1)
+        self.sum_latency = SUM_LATENCY + self.period_extra
 
     def build(self):
         return MxArrayProcessingElement(self.block)
@@ -136,10 +145,14 @@ class MxPe(PeKind):
     def bad_depth(self, k):
         return k[:self._low].any()
 
-    def connect_row(self, module, row, pes):
-        module.submodules[f"row_{row}"] = unit = MxRowUnit(self.fmt, len(pes))
-        for pe, term in zip(pes, unit.terms):
-            module.d.comb += [term.eq(pe.term), pe.result.eq(unit.result)]
+    def connect_rows(self, module, pes):
+        for top in range(0, len(pes), self.group):
+            rows = pes[top:top + self.group]
+            order = [pe for row in reversed(rows) for pe in row]     # bottom row first
+            module.submodules[f"rows_{top}"] = unit = MxGroupUnit(self.fmt, len(order))
+            module.d.comb += unit.start.eq(order[0].term.valid)
+            for k, (pe, term) in enumerate(zip(order, unit.terms)):
+                module.d.comb += [term.eq(pe.term), pe.result.eq(unit.result), pe.store.eq(unit.store[k])]
 
     def output_fields(self, cols):
         return {"acc": data.ArrayLayout(32, cols), "invalid": data.ArrayLayout(1, cols),

@@ -36,7 +36,7 @@ UNITS = {
     "mx_pe": MxProcessingElement,    # E2M1 products summed exactly per block
     "fp32_scaled_add": Fp32ScaledAdd,  # float32 acc + block term, the unit a row of MX PEs shares
     "mx_row": MxRow,                 # a row of MX PEs with shared (or per-PE) float32 units
-    "mx_array": MxTrainingArray,     # the training array with MX PEs and one float32 unit per row
+    "mx_array": MxTrainingArray,     # the training array with MX PEs, one float32 unit per group of rows
 }
 
 _CONFIGURATIONS = [

@@ -1,16 +1,14 @@
-"""The block-scaled (MXFP4 / NVFP4) PE of the training array and the float32 unit its row shares.
+"""The block-scaled (MXFP4 / NVFP4) PE of the training array and the float32 unit a group of rows shares.
 
 An :class:`MxArrayProcessingElement` sums the exact E2M1 products of one block (the
-:class:`rtl.mx_pe.MxProcessingElement`) and, when the block is finished, offers its block sum with
-the block's two scale codes on ``term``. Along a row of the output-stationary array the PEs finish
-the same block one cycle apart (column j at distance d = R - 1 - i + j), and blocks are at least
-16 beats long, so one :class:`MxRowUnit` per row takes the terms of all C <= block columns without
-ever seeing two in one cycle: an OR of the gated ``term`` ports is its input. The unit forms the
-term (``rtl.mx_row.block_term``), adds it to the column's float32 sum in an
-:class:`rtl.fp32_scaled_add.Fp32ScaledAdd` and broadcasts the result on ``result``: a sum
-that is not final goes into a queue (in column order, which is also the order the next block
-reads it), a tile's final sums into the PEs' shadows (``capture``). docs/architecture.md, "The MX
-array", has the timing.
+:class:`rtl.mx_pe.MxProcessingElement`) and holds the finished block sum with the block's two
+scale codes for almost a whole block. One :class:`MxGroupUnit` serves G rows of C PEs, G * C <=
+block: when the group's first PE (its bottom row, column 0) finishes a block, the unit reads the
+G * C block sums in turn, bottom row first, one per cycle, forms each term
+(``rtl.mx_row.block_term``), adds it to +0 (a tile's first block) or to the PE's float32 sum from
+its queue in an :class:`rtl.fp32_scaled_add.Fp32ScaledAdd`, and puts the rounded sum back into the
+queue, or, for a tile's final block, into the PE's shadow (``store``). docs/architecture.md, "The
+MX array", has the timing.
 """
 
 from amaranth import Cat, Module, Mux, Signal
@@ -20,15 +18,22 @@ from amaranth.lib.wiring import In, Out
 
 from .fp32_scaled_add import Fp32ScaledAdd
 from .mx_pe import MxProcessingElement, sum_shape
-from .mx_row import FORMATS, TERM_STAGES, TERM_WIDTHS, block_term
+from .mx_row import FORMATS, TERM_STAGES, TERM_WIDTHS, block_term, select
 
 #: Bits of one operand lane: the E2M1 code in bits 3..0, the block's scale code in bits 11..4.
 LANE_WIDTH = 12
-#: Cycles from a block's last operands at a PE to its term on the row's bus (the PE's sum latency).
+#: Cycles from a block's last operands at a PE to its finished block sum (``term.valid``).
 TERM_DELAY = MxProcessingElement.LATENCY
-#: Cycles from a block's last operands at a PE to the float32 sum including it on ``result``: the
-#: PE, the bus register, the term stages and the float32 unit.
-SUM_LATENCY = TERM_DELAY + 1 + TERM_STAGES + Fp32ScaledAdd.LATENCY
+#: Cycles from reading a block sum to its float32 sum on ``result``: the read register, the term
+#: stages and the float32 unit.
+UNIT_LATENCY = 1 + TERM_STAGES + Fp32ScaledAdd.LATENCY
+#: The same from a block's last operands at the group's first PE (read as soon as it is finished).
+SUM_LATENCY = TERM_DELAY + UNIT_LATENCY
+
+
+def group_rows(block, cols):
+    """Rows G served by one float32 unit: its G * C block sums must be read within one block."""
+    return block // cols
 
 
 def term_layout(block):
@@ -41,9 +46,10 @@ class MxArrayProcessingElement(wiring.Component):
     """One output of the MX array: exact block sums, operand registers and a float32 shadow.
 
     Timing: operands on ``a``/``b`` with ``valid`` and the beat flags in cycle t; with the block's
-    last beat the block's term is on ``term`` in t + 2 (``TERM_DELAY``, for one cycle) and the
-    float32 sum including it on the row's ``result`` in t + ``SUM_LATENCY``, when ``capture``
-    copies a tile's final sum into ``shadow``.
+    last beat, ``term.valid`` is high in t + 2 (``TERM_DELAY``) and the rest of ``term`` holds the
+    block from t + 2 to t + block (until the next block's last beat is registered): the group's
+    unit reads it in that window. ``store`` (from the unit) copies ``result`` into ``shadow``; the
+    array's ``capture`` is not used (the unit knows when a PE's final sum is on ``result``).
 
     Parameters
     ----------
@@ -57,22 +63,22 @@ class MxArrayProcessingElement(wiring.Component):
         last beat).
     valid : In(1)
         The operands are a beat.
-    first : In(1)
-        The tile's first beat (unused: every block sum starts from 0, the first block's term from +0).
+    first, capture : In(1)
+        Not used (every block sum starts from 0, the first block's term from +0; see ``store``).
     last, block_last, first_block : In(1)
         With ``valid``: the tile's last beat; the block's last beat; a beat of the tile's first block.
-    capture : In(1)
+    store : In(1)
         Copy ``result`` into ``shadow``.
     shift : In(1)
-        Load ``shadow`` from ``shift_in`` (when not capturing).
+        Load ``shadow`` from ``shift_in`` (when not storing).
     shift_in : In(32)
         The neighbour's ``shadow``.
     result : In(32)
-        The row unit's latest float32 sum.
+        The group unit's latest float32 sum.
     a_out, b_out : Out(12)
         ``a`` and ``b`` delayed by one cycle.
     term : Out(term_layout(block))
-        The finished block, all bits 0 except in the cycle it is offered (so a row can OR them).
+        The last finished block; ``valid`` is high in the cycle it finishes.
     shadow : Out(32)
         A tile's finished float32 sum waiting to be shifted out.
     """
@@ -81,7 +87,7 @@ class MxArrayProcessingElement(wiring.Component):
         self.block = block
         super().__init__({
             "a": In(LANE_WIDTH), "b": In(LANE_WIDTH), "valid": In(1), "first": In(1), "last": In(1),
-            "block_last": In(1), "first_block": In(1), "capture": In(1), "shift": In(1),
+            "block_last": In(1), "first_block": In(1), "capture": In(1), "store": In(1), "shift": In(1),
             "shift_in": In(32), "result": In(32),
             "a_out": Out(LANE_WIDTH), "b_out": Out(LANE_WIDTH), "term": Out(term_layout(block)),
             "shadow": Out(32),
@@ -93,76 +99,88 @@ class MxArrayProcessingElement(wiring.Component):
         m.submodules.sums = sums = MxProcessingElement(self.block)
         m.d.comb += [sums.a.eq(self.a[:4]), sums.b.eq(self.b[:4]), sums.valid.eq(self.valid),
                      sums.last.eq(self.block_last)]
-        # What the term needs besides the sum, kept from the block's last beat until it is offered.
+        # What the term needs besides the sum, kept from the block's last beat to the next one.
         held = Signal(data.StructLayout({"a_scale": 8, "b_scale": 8, "first": 1, "final": 1}))
         with m.If(self.valid & self.block_last):
             m.d.sync += held.eq(Cat(self.a[4:], self.b[4:], self.first_block, self.last))
-        offered = Cat(sums.done, sums.block_sum, held.as_value())
-        m.d.comb += self.term.as_value().eq(offered & sums.done.replicate(len(offered)))
-        with m.If(self.capture):
+        m.d.comb += self.term.as_value().eq(Cat(sums.done, sums.block_sum, held.as_value()))
+        with m.If(self.store):
             m.d.sync += self.shadow.eq(self.result)
         with m.Elif(self.shift):
             m.d.sync += self.shadow.eq(self.shift_in)
         return m
 
 
-class MxRowUnit(wiring.Component):
-    """The float32 accumulate shared by a row of ``columns`` MX PEs.
+class MxGroupUnit(wiring.Component):
+    """The float32 accumulate shared by ``slots`` MX PEs (G rows of C, G * C <= block).
 
-    The OR of the PEs' ``term`` ports is registered, becomes the term ``sig * 2**exp`` after
-    ``TERM_STAGES`` registers and is added to +0 (the tile's first block) or to the column's sum
-    from the queue; the rounded sum leaves on ``result`` ``Fp32ScaledAdd.LATENCY`` cycles later and
-    goes back into the queue unless its block is the tile's final one. The queue holds at most one
-    sum per column: a block's terms arrive in column order, one per cycle.
+    ``start`` (the first PE's ``term.valid``) begins a pass: the unit reads ``terms[0]``,
+    ``terms[1]``, ... one per cycle into a register, forms the term ``sig * 2**exp`` after
+    ``TERM_STAGES`` registers and adds it to +0 (the tile's first block) or to that PE's sum from
+    the queue; the rounded sum leaves on ``result`` ``Fp32ScaledAdd.LATENCY`` cycles later and goes
+    back into the queue, or, for a tile's final block, to the PE's shadow (``store[k]``). A pass
+    reads the PEs in the same order every block, so the queue (``slots`` deep) hands each PE its
+    own sum.
 
     Parameters
     ----------
     fmt : str
         "mxfp4" or "nvfp4".
-    columns : int
-        PEs in the row (2..block).
+    slots : int
+        PEs served, in reading order (2..block).
 
     Members
     -------
-    terms : In(term_layout(block)) per column
-        The PEs' ``term`` ports.
+    terms : In(term_layout(block)) per slot
+        The PEs' ``term`` ports, in reading order.
+    start : In(1)
+        The first PE has finished a block.
     result : Out(32)
-        The float32 sum of the term that left the unit in this cycle.
+        The float32 sum leaving the unit in this cycle.
+    store : Out(slots)
+        Bit k: ``result`` is PE k's final sum of a tile.
     """
 
-    def __init__(self, fmt, columns):
-        self.fmt, self.columns = fmt, columns
-        block = FORMATS[fmt]
-        super().__init__({"terms": In(term_layout(block)).array(columns), "result": Out(32)})
+    def __init__(self, fmt, slots):
+        self.fmt, self.slots = fmt, slots
+        super().__init__({"terms": In(term_layout(FORMATS[fmt])).array(slots), "start": In(1),
+                          "result": Out(32), "store": Out(slots)})
 
     def elaborate(self, platform):
         m = Module()
+        count = self.slots
+        # the pass reads slot 0 in the cycle of ``start``, then one slot per cycle
+        busy, next_index = Signal(), Signal(range(count))
+        reading, index = self.start | busy, Mux(busy, next_index, 0)
+        with m.If(reading):
+            m.d.sync += [next_index.eq(index + 1), busy.eq(index != count - 1)]
         bus = Signal(term_layout(FORMATS[self.fmt]))
-        any_term = 0
-        for term in self.terms:
-            any_term = any_term | term.as_value()
-        m.d.sync += bus.eq(any_term)
+        slot = Signal(range(count))
+        m.d.sync += [bus.eq(select([term.as_value() for term in self.terms], index)), bus.valid.eq(reading),
+                     slot.eq(index)]
         sig, exp, nan = block_term(m, self.fmt, bus.sum, bus.a_scale, bus.b_scale)
-        flags = Cat(bus.valid, bus.first, bus.final)
+        flags = Cat(bus.valid, bus.first, bus.final, slot)
         for stage in range(TERM_STAGES):
-            delayed = Signal(3, name=f"flags{stage}")
+            delayed = Signal(len(flags), name=f"flags{stage}")
             m.d.sync += delayed.eq(flags)
             flags = delayed
-        valid, first, final = flags
+        valid, first, final, slot = flags[0], flags[1], flags[2], flags[3:]
 
         m.submodules.unit = unit = Fp32ScaledAdd(*TERM_WIDTHS[self.fmt])
-        m.submodules.sums = sums = SyncFIFO(width=32, depth=self.columns)
+        m.submodules.sums = sums = SyncFIFO(width=32, depth=count)
         p = unit.i.payload
         m.d.comb += [
             unit.i.valid.eq(valid), p.acc.eq(Mux(first, 0, sums.r_data)), p.sig.eq(sig), p.exp.eq(exp),
             p.nan.eq(nan), sums.r_en.eq(valid & ~first), unit.o.ready.eq(1),
         ]
-        # whether each sum in the unit is a tile's final one, delayed to meet it
-        finals = valid & final
+        # whether each sum in the unit is a tile's final one, and its slot, delayed to meet it
+        tag = Cat(valid & final, slot)
         for stage in range(Fp32ScaledAdd.LATENCY):
-            delayed = Signal(name=f"final{stage}")
-            m.d.sync += delayed.eq(finals)
-            finals = delayed
+            delayed = Signal(len(tag), name=f"tag{stage}")
+            m.d.sync += delayed.eq(tag)
+            tag = delayed
+        final, slot = tag[0], tag[1:]
         m.d.comb += [self.result.eq(unit.o.payload.sum), sums.w_data.eq(unit.o.payload.sum),
-                     sums.w_en.eq(unit.o.valid & ~finals)]
+                     sums.w_en.eq(unit.o.valid & ~final)]
+        m.d.comb += [self.store[k].eq(unit.o.valid & final & (slot == k)) for k in range(count)]
         return m

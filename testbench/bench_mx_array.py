@@ -45,7 +45,8 @@ class MxArrayDriver(Fp16ArrayDriver):
         super().__init__(dut, ctx, valid_rate, ready_rate)
         self.fmt = ctx.params["fmt"]
         self.block = mx_tiling.FORMATS[self.fmt][0]
-        self.layout = MxPe(self.fmt).output_layout(self.rows, self.cols, SCALE_SHAPE)
+        self.pe = MxPe(self.fmt, self.rows, self.cols)
+        self.layout = self.pe.output_layout(self.rows, self.cols, SCALE_SHAPE)
 
     def tiles(self, mode, operands, s=0):
         return mx_tiling.tiles(self.fmt, *operands, self.rows, self.cols, mode, s)
@@ -153,7 +154,7 @@ def tie_operands(fmt, block, cols):
 @bench_test(MxArrayBench)
 async def cycle_counts(bench):
     """Back-to-back tiles with mode changes, host never stalling: every command, beat and output row
-    in the cycle of the array's timing formula (rtl.array.TrainingArray.timing)."""
+    in the cycle of the timing formula of docs/architecture.md with the MX latency and tile period."""
     rng, driver = bench.ctx.rng, bench.driver()
     tiles = []
     for mode in (Mode.FWD, Mode.FWD, Mode.BWD_WEIGHT, Mode.BWD_DATA):
@@ -161,7 +162,7 @@ async def cycle_counts(bench):
         tiles += driver.tiles(mode, block_operands(rng, driver.fmt, bench.rows, k, 2 * bench.cols, nan=0))
     transfers = await driver.run(tiles)
     plan = [(tile.mode, len(tile.a_beats)) for tile in tiles]
-    want = documented_timing(plan, bench.rows, bench.cols, MxPe(driver.fmt).sum_latency)
+    want = documented_timing(plan, bench.rows, bench.cols, driver.pe.sum_latency, driver.pe.period_extra)
     got = (transfers.cmd_cycles, transfers.beat_cycles, transfers.out_cycles)
     for name, expected, actual in zip(("command", "beat", "output row"), want, got):
         bench.ctx.compare({"cycle": np.array(expected)}, {"cycle": np.array(actual)},

@@ -241,13 +241,13 @@ async def bad_input(bench):
     ctx.expect(int(dut.error.value) == 0, "error not cleared by reset")
 
 
-def documented_timing(tiles, rows, cols, sum_latency=2):
+def documented_timing(tiles, rows, cols, sum_latency=2, period_extra=0):
     """Cycles of every command, beat and output row for a host that never stalls, from the formula
     of docs/architecture.md (Timing) for ``tiles`` given as (mode, k): L = R + C + ``sum_latency``
-    (2 for the 4-bit PE), tile period P = R + C - 1, F0 = 0,
+    (2 for the 4-bit PE), tile period P = R + C - 1 + ``period_extra`` (0 for the 4-bit PE), F0 = 0,
     Fn = Tn-1 + 1 (same mode) or Tn-1 + L (mode change), Tn = max(Fn + Kn - 1, Tn-1 + P)
     (Fn = Tn for Kn = 1); beats Fn, Fn + 1, ..., Fn + Kn - 2, Tn; rows Tn + L + r."""
-    latency, period = rows + cols + sum_latency, rows + cols - 1
+    latency, period = rows + cols + sum_latency, rows + cols - 1 + period_extra
     commands, beats, outputs = [], [], []
     for n, (mode, k) in enumerate(tiles):
         if n == 0:

@@ -84,3 +84,20 @@ def test_parameters_are_validated():
         MxTrainingArray(2, 2, "fp8")
     with pytest.raises(ValueError, match="rows must lie in 2..32, got 1"):
         MxTrainingArray(1, 2)
+
+
+@pytest.mark.parametrize("rows, cols, fmt", [(4, 4, "mxfp4"), (8, 8, "mxfp4"), (3, 16, "nvfp4")])
+def test_unit_groups_back_to_back(rows, cols, fmt, seed):
+    """One float32 unit for all 4 x 4 PEs, two for 8 x 8 (tile period 36 > 32 beats binds), one
+    per row at C = 16 = block (busy in every cycle of a block): back-to-back one-block tiles and the
+    cycle formula, then gaps and back-pressure."""
+    rng = np.random.default_rng([seed, rows, cols])
+    block = mx_tiling.FORMATS[fmt][0]
+    tiles = [tile for k in (block, 2 * block) for tile in gemm_tiles(rng, fmt, Mode.FWD, rows, cols, rows, k, 2 * cols)]
+    dut = MxTrainingArray(rows, cols, fmt)
+    trace, expected = run(dut, tiles)
+    check(trace, expected, seed)
+    timing = dut.timing([(tile.mode, len(tile.a_beats)) for tile in tiles])
+    assert trace.out_cycles == [last + dut.latency + row for _, last, _ in timing for row in range(dut.rows)]
+    trace, expected = run(MxTrainingArray(rows, cols, fmt), tiles, rng=rng, in_rate=0.8, out_rate=0.4)
+    check(trace, expected, seed)
