@@ -6,7 +6,7 @@ For each device (:data:`DEVICES`: LFE5U-25F, LFE5U-85F) and mapping (``lut``: no
 its multipliers), and reports its size, LUT-equiv, FF, DSP, Fmax, GMAC/s and the time of one
 training step of the digits MLP. Place and route is expensive, so it does not search:
 
-1. **Cost model.** Yosys alone (no place and route) at the small sizes :data:`FIT_SIZES` gives
+1. **Cost model.** Yosys alone (no place and route) at the small sizes of the kind (``fit_sizes``) gives
    LUT-equiv, FF and DSP of each kind and mapping; a least-squares fit
    ``count = per_pe * R*C + per_row * R + per_col * C + fixed`` extrapolates them.
 2. **Prediction.** The R x C (each 2..32, sides at most :data:`MAX_ASPECT` apart) with the most
@@ -28,14 +28,18 @@ device stops with a message naming the device, the size and the utilization.
 
 import argparse
 import datetime
+import gc
+import hashlib
 import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import UnusedElaboratable
 
 from golden.tiling import SIZE_MAX, SIZE_MIN, Mode
 
@@ -47,8 +51,10 @@ DEVICES = {"LFE5U-25F": flow.ECP5_25F, "LFE5U-85F": flow.TARGETS["ecp5-85f"]}
 MAPPINGS = ("lut", "dsp")
 #: Share of the device's LUTs the predicted array may use, and what a measured one may use.
 BUDGET, ACCEPT = 0.85, 0.88
-#: Array sizes of the Yosys-only runs the cost model is fitted to.
-FIT_SIZES = ((2, 2), (2, 4), (4, 2), (3, 3))
+#: Array sizes of the Yosys-only runs the cost model is fitted to (4 parameters: 4 sizes at least).
+FIT_SIZES = ((2, 2), (2, 4), (4, 2), (3, 3), (4, 4))
+#: For arrays of about 1,000 LUT-equiv per PE (FP16), where a 4 x 4 takes long in Yosys.
+SMALL_FIT_SIZES = FIT_SIZES[:4]
 #: Longest side over shortest side of a chosen array: the model is fitted to aspect ratios up to 2,
 #: and a skinny array pays a tile period R + C - 1 out of proportion to its PEs.
 MAX_ASPECT = 2
@@ -79,6 +85,14 @@ class ArrayKind:
         Among the available kinds of one format and mapping, the highest rank is measured by
         default (the best array of that format).
     description : str
+    pe_unit : str
+        The unit of its PE's MAC: its Fmax stands in for the array's where no array of the kind
+        has been placed (an estimate, labelled so).
+    sums : int
+        Running sums per PE the unit's array must have to be this kind (an FP16 array with the
+        pipelined PE has 6, with the one-cycle PE 1).
+    fit_sizes : tuple of (R, C)
+        Sizes of the Yosys-only runs its cost model is fitted to.
     """
 
     name: str
@@ -88,13 +102,21 @@ class ArrayKind:
     macs_per_pe: int
     rank: int
     description: str
+    pe_unit: str
+    sums: int = 1
+    fit_sizes: tuple = FIT_SIZES
 
 
 ARRAY_KINDS = (
     ArrayKind("fourbit", "training_array", "fourbit", MAPPINGS, 1, 0,
-              "fourbit TrainingArray, 3-mode PE (INT4 x INT4 and FP4 x INT4)"),
+              "fourbit TrainingArray, 3-mode PE (INT4 x INT4 and FP4 x INT4)", "int4_mac"),
+    ArrayKind("fourbit-dsp", "training_array_dsp", "fourbit", ("dsp",), 1, 1,
+              "DspTrainingArray, two rows' INT4 products on one MULT18X18D", "int4_mac_pair_dsp"),
     ArrayKind("fp16", "fp16_array", "fp16", MAPPINGS, 1, 0,
-              "Fp16TrainingArray, one-cycle-accumulate FP16 PE"),
+              "Fp16TrainingArray, one-cycle-accumulate FP16 PE", "fp16_mac", fit_sizes=SMALL_FIT_SIZES),
+    ArrayKind("fp16-pipe", "fp16_array", "fp16", MAPPINGS, 1, 1,
+              "Fp16TrainingArray, pipelined FP16 PE (6 interleaved sums)", "fp16_pipe_mac", sums=6,
+              fit_sizes=SMALL_FIT_SIZES),
 )
 KINDS = {kind.name: kind for kind in ARRAY_KINDS}
 
@@ -103,20 +125,37 @@ class DoesNotFit(ValueError):
     """An array size that cannot fit a device (the message names the device, size and utilization)."""
 
 
-def available_kinds(generate, names=None):
-    """The kinds to measure: ``names``, else per format and mapping the best-ranked one whose unit exists."""
+def pe_sums(generate, unit):
+    """Running sums per PE of ``unit``'s array (more than 1 for a PE with interleaved sums)."""
+    return _unelaborated(generate, unit, (SIZE_MIN, SIZE_MIN), lambda array: getattr(array, "sums", 1))
+
+
+def _unelaborated(generate, unit, size, read):
+    """``read(array)`` of an R x C array of ``unit`` built for its attributes, never elaborated."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        array = generate.build(unit, {"rows": size[0], "cols": size[1]})
+        value = read(array)
+        del array
+        gc.collect()  # the component sits in a reference cycle: collected while the filter is on
+    return value
+
+
+def cases(generate, names=None, mappings=MAPPINGS):
+    """``[(kind, mapping)]`` to measure: every mapping of the kinds ``names``, else for each format and
+    mapping the best-ranked kind whose unit exists (with the PE the kind names)."""
     if names:
         unknown = [n for n in names if n not in KINDS]
         if unknown:
             raise ValueError(f"kinds must be among {sorted(KINDS)}, got {unknown}")
-        return [KINDS[n] for n in names]
-    present = [k for k in ARRAY_KINDS if k.unit in generate.UNITS]
+        return [(KINDS[n], m) for n in names for m in mappings if m in KINDS[n].mappings]
+    present = [k for k in ARRAY_KINDS if k.unit in generate.UNITS and pe_sums(generate, k.unit) == k.sums]
     best = {}
     for kind in present:
         for mapping in kind.mappings:
-            if (kind.fmt, mapping) not in best or kind.rank > best[kind.fmt, mapping].rank:
+            if mapping in mappings and ((kind.fmt, mapping) not in best or kind.rank > best[kind.fmt, mapping].rank):
                 best[kind.fmt, mapping] = kind
-    return [k for k in present if k in best.values()]
+    return [(kind, mapping) for (_, mapping), kind in best.items()]
 
 
 def label(kind, size):
@@ -211,12 +250,14 @@ class Synthesis:
 
 @dataclass(frozen=True)
 class Placement:
-    """Yosys, then nextpnr on ``device`` unless the design exceeds :data:`ACCEPT` of its LUTs."""
+    """Yosys, then nextpnr on ``device`` unless the design exceeds :data:`ACCEPT` of its LUTs (or
+    ``place`` is false: Yosys only)."""
 
     kind: ArrayKind
     size: tuple
     mapping: str
     device: str
+    place: bool = True
 
     @property
     def key(self):
@@ -253,6 +294,9 @@ def run_placement(job):
                 "error": f"{label(job.kind, job.size)} needs {synthesized['lut_equiv']:,} LUT-equiv, "
                          f"{100 * out['lut_share']:.0f} % of {device.part}'s {device.luts:,} LUTs "
                          f"(over the {ACCEPT:.0%} accepted)"}
+    if not job.place:
+        return {**out, "fmax_mhz": None, "cached": synthesized["cached"], "wall_seconds": time.monotonic() - start,
+                "error": "not placed (--stop-after yosys)", "not_placed": True}
     placed = flow.place_and_route(synthesized, SEED, CACHE_DIR, device=device, label=label(job.kind, job.size),
                                   log=print)
     return {**out, "fmax_mhz": placed["fmax_mhz"], "utilization": placed["utilization"],
@@ -294,23 +338,30 @@ def model_step_cycles(kind, size, shapes):
     from rtl import generate
     from testbench.array_driver import gemm_cycles
 
-    array = generate.build(kind.unit, {"rows": size[0], "cols": size[1]})
-    return [gemm_cycles(array, Mode(mode), m, k, n) for mode, m, k, n in shapes]
+    return _unelaborated(generate, kind.unit, size,
+                         lambda array: [gemm_cycles(array, Mode(mode), m, k, n) for mode, m, k, n in shapes])
 
 
 def simulate_step(kind, size, sim="verilator"):
-    """Run the training_step test of ``kind``'s bench at ``size``; returns what it measured."""
+    """Run the training_step test of ``kind``'s bench at ``size``; returns what it measured (kept,
+    with the Verilog's hash, in the bench's file: an unchanged array is not simulated again)."""
     from rtl import generate
     from testbench import runner
     from testbench.array_driver import STEP_DIR
 
     params = {"rows": size[0], "cols": size[1]}
-    target = runner.Target(sim, kind.unit, params)
-    result = runner.run(target, level="quick", testcase="training_step", record=False)
+    with jobs.locked(VERILOG_DIR / ".lock"):
+        verilog = hashlib.sha256(Path(generate.write_verilog(kind.unit, params, VERILOG_DIR)).read_bytes()).hexdigest()
+    path = STEP_DIR / f"{generate.module_name(kind.unit, params)}.json"
+    if path.is_file() and json.loads(path.read_text()).get("verilog_sha256") == verilog:
+        return {**json.loads(path.read_text()), "cached": True}
+    result = runner.run(runner.Target(sim, kind.unit, params), level="quick", testcase="training_step", record=False)
     if not result.passed:
         raise SystemExit(f"python -m synth.chip: the training step on {label(kind, size)} failed:\n{result.report()}")
-    measured = json.loads((STEP_DIR / f"{generate.module_name(kind.unit, params)}.json").read_text())
-    return {**measured, "build_seconds": round(result.build_seconds, 1), "run_seconds": round(result.wall_seconds, 1)}
+    measured = {**json.loads(path.read_text()), "verilog_sha256": verilog,
+                "build_seconds": round(result.build_seconds, 1), "run_seconds": round(result.wall_seconds, 1)}
+    path.write_text(json.dumps(measured, indent=2) + "\n")
+    return {**measured, "cached": False}
 
 
 @dataclass(frozen=True)
@@ -325,8 +376,7 @@ class StepRun:
 
 def run_step(job):
     start = time.monotonic()
-    measured = simulate_step(job.kind, job.size)
-    return {**measured, "cached": False, "wall_seconds": time.monotonic() - start}
+    return {**simulate_step(job.kind, job.size), "wall_seconds": time.monotonic() - start}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,6 +421,36 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def fmax_estimate(kind, mapping, synth_report):
+    """``{"fmax_mhz", "source"}`` standing in for an unplaced array of ``kind``: the largest placed
+    array of its unit in build/synth/report.json (ECP5-85F, same mapping), else its PE's MAC, else None."""
+    placed = [r for r in (synth_report or {}).get("rows", [])
+              if (r["target"], r["mapping"]) == (SYNTH_TARGET, mapping) and r["fits"]]
+    arrays = [r for r in placed if r["unit"] == kind.unit and r.get("array_size")]
+    source = (max(arrays, key=lambda r: r["macs_per_cycle"]) if arrays else
+              next((r for r in placed if r["unit"] == kind.pe_unit), None))
+    if source is None:
+        return None
+    return {"fmax_mhz": source["fmax_mhz"], "source": f"{source['label']}, {mapping}, placed {source.get('date', '-')}"}
+
+
+def with_estimates(rows, synth_report):
+    """``rows`` where an array has no measured Fmax get ``estimate``: a stand-in Fmax
+    (:func:`fmax_estimate`) with the GMAC/s and step time it gives."""
+    out = []
+    for row in rows:
+        row = {key: value for key, value in row.items() if key != "estimate"}
+        kind = KINDS.get(row["kind"])
+        mapping = "lut" if row["same_as_lut"] else row["mapping"]
+        guess = None if row["fmax_mhz"] or kind is None else fmax_estimate(kind, mapping, synth_report)
+        if guess:
+            mhz = guess["fmax_mhz"]
+            row["estimate"] = {**guess, "gmac_per_s": row["pes"] * mhz * kind.macs_per_pe / 1000,
+                               "step_seconds": row["step"].get("cycles", row["step"]["model_cycles"]) / (mhz * 1e6)}
+        out.append(row)
+    return out
+
+
 def comparisons(rows):
     """fourbit / FP16 GMAC/s and step-time ratios per device and mapping (best of each format)."""
     out = []
@@ -378,17 +458,27 @@ def comparisons(rows):
         for mapping in MAPPINGS:
             best = {}
             for fmt in ("fourbit", "fp16"):
-                placed = [r for r in rows if (r["device"], r["mapping"], r["fmt"]) == (part, mapping, fmt)
-                          and r.get("gmac_per_s")]
-                if placed:
-                    best[fmt] = max(placed, key=lambda r: r["gmac_per_s"])
+                candidates = [_figures(r) for r in rows if (r["device"], r["mapping"], r["fmt"]) == (part, mapping, fmt)]
+                candidates = [c for c in candidates if c["gmac_per_s"]]
+                if candidates:
+                    best[fmt] = max(candidates, key=lambda c: (not c["estimated"], c["gmac_per_s"]))
             if len(best) == 2:
                 four, fp16 = best["fourbit"], best["fp16"]
-                step = (fp16["step"]["seconds"] / four["step"]["seconds"]
-                        if four.get("step") and fp16.get("step") else None)
+                step = fp16["step_seconds"] / four["step_seconds"] if four["step_seconds"] and fp16["step_seconds"] else None
                 out.append({"device": part, "mapping": mapping, "fourbit": four["kind"], "fp16": fp16["kind"],
-                            "gmac_ratio": four["gmac_per_s"] / fp16["gmac_per_s"], "step_speedup": step})
+                            "gmac_ratio": four["gmac_per_s"] / fp16["gmac_per_s"], "step_speedup": step,
+                            "estimated": four["estimated"] or fp16["estimated"]})
     return out
+
+
+def _figures(row):
+    """GMAC/s and step time of a row: measured, else its estimate (``estimated`` says which)."""
+    if row.get("gmac_per_s"):
+        return {"kind": row["kind"], "gmac_per_s": row["gmac_per_s"], "step_seconds": row["step"].get("seconds"),
+                "estimated": False}
+    guess = row.get("estimate") or {}
+    return {"kind": row["kind"], "gmac_per_s": guess.get("gmac_per_s"), "step_seconds": guess.get("step_seconds"),
+            "estimated": True}
 
 
 def _fmt(value, digits=0):
@@ -399,6 +489,8 @@ def _fmt(value, digits=0):
 
 ARRAY_HEADER = ["device", "mapping", "array", "size", "PEs", "LUT-equiv (predicted)", "% of LUTs", "FF (predicted)",
                 "DSP", "Fmax MHz", "GMAC/s", "step cycles (timing model)", "step time µs"]
+#: How far ``python -m synth.chip --stop-after`` goes at the chosen sizes (default: all the way).
+STAGES = ("predict", "yosys", "place")
 RATIO_HEADER = ["device", "mapping", "fourbit / FP16 arrays", "GMAC/s ratio", "training-step speed-up"]
 ESTIMATE_HEADER = ["device", "mapping", "size", "PEs", "LUT-equiv", "DSP", "Fmax MHz (the PE's)", "GMAC/s"]
 
@@ -407,20 +499,28 @@ def array_rows(report):
     """The arrays of a chip report as table cells (:data:`ARRAY_HEADER`)."""
     cells = []
     for r in report["rows"]:
-        step = r.get("step") or {}
-        fmax = _fmt(r["fmax_mhz"], 1) if r["fmax_mhz"] else f"does not place: {r.get('error')}"
+        step, guess = r["step"], r.get("estimate")
+        fmax, gmacs = _fmt(r["fmax_mhz"], 1), _fmt(r.get("gmac_per_s"), 2)
+        seconds = _fmt(step["seconds"] * 1e6, 1) if step.get("seconds") else "-"
+        if not r["fmax_mhz"]:
+            fmax = f"{r.get('error')}" + (f"; estimate {guess['fmax_mhz']:.1f} ({guess['source']})" if guess else "")
+            if guess:
+                gmacs, seconds = f"~{guess['gmac_per_s']:.2f}", f"~{guess['step_seconds'] * 1e6:.1f}"
+        share = r["lut_equiv"] if r["lut_equiv"] is not None else r["predicted"]["lut_equiv"]
         cells.append([r["device"], r["mapping"] + (" (= lut)" if r.get("same_as_lut") else ""), r["kind"],
                       f"{r['size'][0]}x{r['size'][1]}", _fmt(r["pes"]),
-                      f"{_fmt(r['lut_equiv'])} ({_fmt(r['predicted']['lut_equiv'])})", f"{100 * r['lut_share']:.1f}",
-                      f"{_fmt(r['ff'])} ({_fmt(r['predicted']['ff'])})", _fmt(r["dsp"]), fmax,
-                      _fmt(r.get("gmac_per_s"), 2), f"{_fmt(step.get('cycles'))} ({_fmt(step.get('model_cycles'))})",
-                      _fmt(step["seconds"] * 1e6, 1) if step.get("seconds") else "-"])
+                      f"{_fmt(r['lut_equiv'])} ({_fmt(r['predicted']['lut_equiv'])})",
+                      f"{100 * share / report['devices'][r['device']]['luts']:.1f}",
+                      f"{_fmt(r['ff'])} ({_fmt(r['predicted']['ff'])})", _fmt(r["dsp"]), fmax, gmacs,
+                      f"{_fmt(step.get('cycles'))} ({_fmt(step.get('model_cycles'))})", seconds])
     return cells
 
 
 def ratio_rows(report):
-    return [[c["device"], c["mapping"], f"{c['fourbit']} / {c['fp16']}", f"{c['gmac_ratio']:.2f}x",
-             f"{c['step_speedup']:.2f}x" if c["step_speedup"] else "-"] for c in report["comparisons"]]
+    mark = {True: " (estimated)", False: ""}
+    return [[c["device"], c["mapping"], f"{c['fourbit']} / {c['fp16']}", f"{c['gmac_ratio']:.2f}x{mark[c['estimated']]}",
+             f"{c['step_speedup']:.2f}x{mark[c['estimated']]}" if c["step_speedup"] else "-"]
+            for c in report["comparisons"]]
 
 
 def estimate_rows(report):
@@ -441,6 +541,7 @@ def markdown(report):
                f"{run['cores']} cores, load average {run['load_average']} at its start" for run in report["runs"]], "",
              "## Method", "", *[f"- {line}" for line in report["method"]], "",
              "## Arrays", "", *_table(ARRAY_HEADER, array_rows(report)),
+             step_sentence(report), "",
              "## fourbit / FP16", "", *_table(RATIO_HEADER, ratio_rows(report)),
              *[f"- {note}" for note in report["notes"]], ""]
     if report["estimates"]:
@@ -457,7 +558,7 @@ def markdown(report):
 def method_notes():
     return [
         f"Cost model per array kind and mapping: Yosys alone (synth_ecp5, no place and route) at "
-        f"{', '.join(f'{r}x{c}' for r, c in FIT_SIZES)}, least-squares fit of LUT-equiv, FF and DSP to "
+        f"{', '.join(f'{r}x{c}' for r, c in FIT_SIZES)} (FP16 arrays: without 4x4), least-squares fit of LUT-equiv, FF and DSP to "
         "per PE x R x C + per row x R + per column x C + fixed.",
         f"Prediction: the R x C (each {SIZE_MIN}..{SIZE_MAX}, the longer side at most {MAX_ASPECT}x the shorter) "
         f"with the most PEs within {BUDGET:.0%} of the "
@@ -505,6 +606,9 @@ def _parser():
     parser.add_argument("--size", action="append", default=[], metavar="KIND=RxC",
                         help="measure this size instead of the predicted one (on every device and mapping)")
     parser.add_argument("--no-sim", action="store_true", help="no training-step simulation (timing model only)")
+    parser.add_argument("--stop-after", choices=STAGES, default="place",
+                        help="at the chosen sizes: the cost model's prediction only, or also Yosys, or also place and "
+                             "route (default); rows without Fmax get an estimate, labelled, and a later run replaces them")
     parser.add_argument("--jobs", "-j", metavar="N", help="runs at a time (default: $JOBS, else one per core)")
     parser.add_argument("--out-dir", default=str(OUT_DIR), help="default: %(default)s")
     return parser
@@ -518,27 +622,26 @@ def main(argv=None):
 
     try:
         n_jobs = jobs.job_count(args.jobs)
-        kinds = available_kinds(generate, args.kinds)
+        measured = cases(generate, args.kinds, args.mappings)
         explicit = dict(parse_size(text) for text in args.size)
     except ValueError as error:
         raise SystemExit(f"python -m synth.chip: {error}") from None
     history = jobs.History(Path("build/synth/times.json"))
-    cases = [(kind, mapping) for kind in kinds for mapping in args.mappings if mapping in kind.mappings]
 
     # 1. cost models from Yosys alone at small sizes
-    fits = [Synthesis(kind, size, mapping) for kind, mapping in cases for size in FIT_SIZES]
+    fits = [Synthesis(kind, size, mapping) for kind, mapping in measured for size in kind.fit_sizes]
     fitted = _run_all(run_synthesis, fits, n_jobs, history, lambda j: j.size[0] * j.size[1], "yosys")
     points = {(kind, mapping): [(j.size, fitted[j]) for j in fits if (j.kind, j.mapping) == (kind, mapping)]
-              for kind, mapping in cases}
-    models = {(kind.name, mapping): fit(points[kind, mapping]) for kind, mapping in cases}
+              for kind, mapping in measured}
+    models = {(kind.name, mapping): fit(points[kind, mapping]) for kind, mapping in measured}
     # Where Yosys infers no multiplier, the dsp mapping is the LUT-only design: placed once.
-    as_lut = {kind for kind, mapping in cases if mapping == "dsp" and (kind, "lut") in points
+    as_lut = {kind for kind, mapping in measured if mapping == "dsp" and (kind, "lut") in points
               and all(counts["dsp"] == 0 for _, counts in points[kind, mapping])
-              and [c for _, c in points[kind, mapping]] == [c for _, c in points[kind, "lut"]]}
+              and [_counts(c) for _, c in points[kind, mapping]] == [_counts(c) for _, c in points[kind, "lut"]]}
 
     # 2. predicted sizes (or the explicit ones, refused when they cannot fit)
     plans = {}
-    for kind, mapping in cases:
+    for kind, mapping in measured:
         if mapping == "dsp" and kind in as_lut:
             continue
         model = models[kind.name, mapping]
@@ -556,14 +659,18 @@ def main(argv=None):
     def estimate(job):
         return predict(models[job.kind.name, job.mapping], job.size)["lut_equiv"]
 
-    first = [Placement(kind, size, mapping, part) for (kind, mapping, part), size in plans.items()]
-    placed = _run_all(run_placement, first, n_jobs, history, estimate, "place")
+    first = [Placement(kind, size, mapping, part, args.stop_after == "place") for (kind, mapping, part), size in plans.items()]
+    if args.stop_after == "predict":
+        placed = {job: {**dict.fromkeys((*COUNTS, "lut_share", "fmax_mhz")), "not_placed": True,
+                        "error": "predicted only (--stop-after predict)"} for job in first}
+    else:
+        placed = _run_all(run_placement, first, n_jobs, history, estimate, "place")
     retries = {}
     for job in first:
-        if placed[job]["fmax_mhz"] is None and job.kind.name not in explicit:
+        if placed[job]["fmax_mhz"] is None and job.kind.name not in explicit and not placed[job].get("not_placed"):
             smaller = largest_size(models[job.kind.name, job.mapping], DEVICES[job.device], job.mapping,
                                    below=job.size[0] * job.size[1])
-            retries[job] = Placement(job.kind, smaller, job.mapping, job.device)
+            retries[job] = Placement(job.kind, smaller, job.mapping, job.device, job.place)
     placed.update(_run_all(run_placement, list(retries.values()), n_jobs, history, estimate, "place (step down)"))
 
     # 4. the training step on each chosen array
@@ -589,14 +696,15 @@ def main(argv=None):
             })
     steps = {}
     if not args.no_sim:
-        sims = list({StepRun(KINDS[r["kind"]], tuple(r["size"])) for r in rows if r["fmax_mhz"]})
+        sims = list({StepRun(KINDS[r["kind"]], tuple(r["size"])) for r in rows})
         sims = jobs.longest_first(sims, lambda s: s.key, lambda s: s.size[0] * s.size[1], history)
         for done, (job, result, error) in enumerate(jobs.run(run_step, sims, n_jobs), 1):
             if error is not None:
                 raise SystemExit(f"python -m synth.chip: training step on {label(job.kind, job.size)}: {error}")
-            history.record(job.key, result["wall_seconds"])
+            if not result["cached"]:
+                history.record(job.key, result["wall_seconds"])
             print(f"[{done:2d}/{len(sims)}] step {job.key}: {result['cycles']:,} cycles measured, "
-                  f"{result['model_cycles']:,} by the timing model", flush=True)
+                  f"{result['model_cycles']:,} by the timing model{' (cached)' if result['cached'] else ''}", flush=True)
             steps[job.kind.name, job.size] = result
     for row in rows:
         step = row["step"] = dict(row["step"])
@@ -604,7 +712,9 @@ def main(argv=None):
         measured = steps.get((row["kind"], tuple(row["size"])))
         if measured:
             step.update(cycles=measured["cycles"], cycles_by_gemm=measured["cycles_by_gemm"], sim=measured["sim"],
-                        macs=measured["macs"], seconds=measured["cycles"] / (row["fmax_mhz"] * 1e6))
+                        macs=measured["macs"])
+            if row["fmax_mhz"]:
+                step["seconds"] = measured["cycles"] / (row["fmax_mhz"] * 1e6)
 
     this_run = {"date": _now(), "argv": list(argv if argv is not None else sys.argv[1:]),
                 "wall_seconds": round(time.monotonic() - started), "load_average": load, "cores": jobs.cores()}
@@ -627,6 +737,27 @@ def _previous(path):
         return {}
 
 
+def step_runs():
+    """Every training step measured so far (the bench's files, any size): unit, size, cycles, model cycles."""
+    from testbench.array_driver import STEP_DIR
+
+    runs = [json.loads(path.read_text()) for path in sorted(STEP_DIR.glob("*.json"))]
+    return [{"unit": r["unit"], "size": [r["params"]["rows"], r["params"]["cols"]], "sim": r["sim"], "date": r["date"],
+             "cycles": r["cycles"], "model_cycles": r["model_cycles"]} for r in runs]
+
+
+def step_sentence(report):
+    """One sentence on the measured training steps and whether they equal the timing model."""
+    runs = report.get("step_runs", [])
+    if not runs:
+        return "No training step has been simulated yet: the step cycles are the timing model's."
+    equal = all(r["cycles"] == r["model_cycles"] for r in runs)
+    return ("Training steps simulated (Verilator, every output checked against golden): " + "; ".join(
+        f"{r['unit']} {r['size'][0]}x{r['size'][1]} {r['cycles']:,} cycles (timing model {r['model_cycles']:,})"
+        for r in runs) + (". Every one equals the timing model, cycle for cycle per GEMM." if equal else
+                          ". SOME DIFFER from the timing model."))
+
+
 def merge(previous, this_run, model_entries, rows, shapes):
     """The chip report: ``previous``'s rows and models with those of this run replacing theirs (same
     device, mapping and kind), the ratios, notes and estimate from the merged rows."""
@@ -647,16 +778,17 @@ def merge(previous, this_run, model_entries, rows, shapes):
     synth_report = _previous("build/synth/report.json")
     models = {(m["kind"], m["mapping"]): m["model"] for m in model_entries}
     runs = [*previous.get("runs", []), this_run]
-    return {
+    report = {
         "generated_utc": this_run["date"], "cores": this_run["cores"], "load_average": this_run["load_average"],
         "wall_seconds": this_run["wall_seconds"], "runs": runs,
         "budget": BUDGET, "accept": ACCEPT, "seed": SEED, "method": method_notes(),
         "devices": {part: {"luts": d.luts, "dsps": d.dsps, "nextpnr": list(d.nextpnr_args)} for part, d in DEVICES.items()},
         "models": model_entries,
         "step_gemms": [{"mode": Mode(mode).name, "shape": [m, k, n]} for mode, m, k, n in shapes],
-        "rows": rows, "comparisons": comparisons(rows), "notes": notes,
+        "rows": with_estimates(rows, synth_report), "notes": notes, "step_runs": step_runs(),
         "estimates": pipelined_estimate(models, synth_report) if only_one_cycle else [],
     }
+    return {**report, "comparisons": comparisons(report["rows"])}
 
 
 if __name__ == "__main__":

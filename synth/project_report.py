@@ -345,7 +345,7 @@ def chip_section(build):
         "and the training step's cycles by the timing model. Method and cost models: build/chip/chip.md.")
     section.tables.append(Table(chip.ARRAY_HEADER, chip.array_rows(report), "lll" + "r" * (len(chip.ARRAY_HEADER) - 3)))
     section.tables.append(Table(chip.RATIO_HEADER, chip.ratio_rows(report), "lllrr"))
-    section.paragraphs += report["notes"]
+    section.paragraphs += [chip.step_sentence(report), *report["notes"]]
     if report["estimates"]:
         section.paragraphs.append("Estimate, not built: an FP16 array with the pipelined FP16 PE (the one-cycle "
                                   "array's cost model with the PE's LUTs swapped, the PE's Fmax).")

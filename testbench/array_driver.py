@@ -317,9 +317,11 @@ def random_depth(rng):
 
 def gemm_cycles(array, mode, m, k, n):
     """Cycles of one M x K x N GEMM alone on ``array`` (a TrainingArray) by its timing model: from the
-    first command to the last output row, the host never stalling."""
-    tiles = math.ceil(m / array.rows) * math.ceil(n / array.cols)
-    return array.timing([(mode, k)] * tiles)[-1][2] + array.rows
+    first command to the last output row, the host never stalling. A tile has ``tile_rows`` output
+    rows where the array has them (PEs with several running sums), else R."""
+    rows = getattr(array, "tile_rows", array.rows)
+    tiles = math.ceil(m / rows) * math.ceil(n / array.cols)
+    return array.timing([(mode, k)] * tiles)[-1][2] + rows
 
 
 async def measure_step(ctx, driver, gemms):

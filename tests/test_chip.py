@@ -6,6 +6,7 @@ slow test runs the training step on a small simulated array (Verilator).
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -96,12 +97,23 @@ def test_bad_sizes_are_refused(text, message):
     assert chip.parse_size("fp16=3x5") == ("fp16", (3, 5))
 
 
-def test_default_kinds_are_the_best_available_of_each_format():
+def test_default_kinds_are_the_best_available_of_each_format_and_mapping():
     class Registry:
         UNITS = {"training_array": None, "fp16_array": None}
-    assert [k.name for k in chip.available_kinds(Registry)] == ["fourbit", "fp16"]
+        sums = 1
+
+        @classmethod
+        def build(cls, unit, params):
+            return SimpleNamespace(sums=cls.sums) if unit == "fp16_array" else SimpleNamespace()
+
+    def names(registry):
+        return [(kind.name, mapping) for kind, mapping in chip.cases(registry)]
+    assert names(Registry) == [("fourbit", "lut"), ("fourbit", "dsp"), ("fp16", "lut"), ("fp16", "dsp")]
+    Registry.UNITS["training_array_dsp"], Registry.sums = None, 6   # the DSP pair array, the pipelined FP16 PE
+    assert names(Registry) == [("fourbit", "lut"), ("fourbit-dsp", "dsp"), ("fp16-pipe", "lut"), ("fp16-pipe", "dsp")]
+    assert [(k.name, m) for k, m in chip.cases(Registry, ["fp16"], ["lut"])] == [("fp16", "lut")]
     with pytest.raises(ValueError, match="kinds must be among"):
-        chip.available_kinds(Registry, ["int8"])
+        chip.cases(Registry, ["int8"])
 
 
 def test_step_shapes_and_the_timing_model_of_the_documented_8x8_step():
@@ -142,7 +154,7 @@ def sample_report():
     return {"generated_utc": "2026-12-04 20:00 UTC", "wall_seconds": 3600, "cores": 2, "load_average": "9.0, 8.0, 7.0",
             "runs": [{"date": "2026-12-04 20:00 UTC", "argv": [], "wall_seconds": 3600, "cores": 2,
                       "load_average": "9.0, 8.0, 7.0"}],
-            "budget": 0.85, "method": ["m"], "rows": rows, "comparisons": chip.comparisons(rows),
+            "budget": 0.85, "method": ["m"], "rows": rows, "devices": {"LFE5U-85F": {"luts": 83_640}}, "comparisons": chip.comparisons(rows),
             "notes": ["the FP16 arrays use the one-cycle PE"], "estimates": [],
             "models": [{"kind": "fourbit", "mapping": "lut", "model": model()}]}
 
@@ -174,3 +186,21 @@ def test_a_run_replaces_the_rows_of_the_arrays_it_measured():
     assert merged["comparisons"][0]["gmac_ratio"] == pytest.approx(10.0)
     assert [r["date"] for r in merged["runs"]] == ["2026-12-04 20:00 UTC", "2026-12-04 21:00 UTC"]
     assert merged["models"] == old["models"] and merged["generated_utc"] == "2026-12-04 21:00 UTC"
+
+
+def test_an_unplaced_array_gets_a_labelled_estimate_from_the_largest_placed_array_of_its_unit():
+    def placed(unit, label, size, fmax):
+        return {"unit": unit, "label": label, "target": "ecp5-85f", "mapping": "lut", "fits": True, "fmax_mhz": fmax,
+                "array_size": size, "macs_per_cycle": size[0] * size[1] if size else 1, "date": "d"}
+    synth_report = {"rows": [placed("training_array", "training_array 2x2", [2, 2], 120.0),
+                             placed("training_array", "training_array 4x4", [4, 4], 110.0),
+                             placed("fp16_mac", "fp16_mac", None, 33.0)]}
+    rows = sample_report()["rows"]
+    rows = [{**row, "fmax_mhz": None, "gmac_per_s": None, "error": "not placed", "step": {"model_cycles": 3_300}}
+            for row in rows]
+    estimated = chip.with_estimates(rows, synth_report)
+    assert estimated[0]["estimate"] == {"fmax_mhz": 110.0, "source": "training_array 4x4, lut, placed d",
+                                        "gmac_per_s": pytest.approx(330 * 0.110), "step_seconds": pytest.approx(3e-5)}
+    assert estimated[1]["estimate"]["source"] == "fp16_mac, lut, placed d"      # no FP16 array placed: its PE
+    (ratio,) = chip.comparisons(estimated)
+    assert ratio["estimated"] and ratio["gmac_ratio"] == pytest.approx(330 * 110 / (64 * 33))
