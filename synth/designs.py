@@ -15,6 +15,8 @@ PE_UNITS = ("int4_mac", "int4_mac_pair_dsp", "shift_mac", "fp16_mac", "fp16_pipe
 MACS_PER_CYCLE = {"int4_mac_pair_dsp": 2}
 #: The FP16 PEs; the headline compares against the one with the most MAC/s per LUT.
 BASELINE_UNITS = ("fp16_mac", "fp16_pipe_mac")
+#: A row of block-scaled PEs does one multiply-accumulate per column and cycle.
+ROW_UNITS = ("mx_row",)
 ARRAY_UNIT = "training_array"
 #: The block-scaled training array: (side, format) of the default run, ECP5 LUT-only (its float32
 #: row units do not fit the iCE40 parts beyond 2x2). NVFP4 only at the size whose PE the
@@ -90,6 +92,12 @@ def _mx_array(size, fmt):
                   macs_per_cycle=size * size, array_size=(size, size))
 
 
+def _macs_per_cycle(name, params):
+    if name in ROW_UNITS:
+        return params["columns"]
+    return MACS_PER_CYCLE.get(name, 1) if name in PE_UNITS else None
+
+
 def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
     """The designs of a full run, given the ``rtl.generate`` module.
 
@@ -107,8 +115,7 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
     for unit in BASELINE_UNITS:
         if unit in generate.UNITS and all(name != unit for name, _ in configurations):
             configurations.append((unit, {}))
-    designs = [Design(name, params, ALL_RUNS,
-                      macs_per_cycle=MACS_PER_CYCLE.get(name, 1) if name in PE_UNITS else None,
+    designs = [Design(name, params, ALL_RUNS, macs_per_cycle=_macs_per_cycle(name, params),
                       headline=name in PE_UNITS)
                for name, params in configurations]
     if ARRAY_UNIT in generate.UNITS:

@@ -100,15 +100,17 @@ def chip_entry(chip, fmt):
     array with the pipelined PE swapped in, not placed).
     """
     def on_device(r):
-        return (r.get("device"), r.get("mapping")) == (CHIP_DEVICE, CHIP_MAPPING) and r.get("gmac_per_s")
+        return (r.get("device"), r.get("mapping")) == (CHIP_DEVICE, CHIP_MAPPING)
 
-    placed = [r for r in (chip or {}).get("rows", []) if on_device(r) and r.get("fmt") == fmt]
+    tried = [r for r in (chip or {}).get("rows", []) if on_device(r) and r.get("fmt") == fmt]
+    placed = [r for r in tried if r.get("gmac_per_s")]
     if not placed:
-        return None
+        return "did not place (build/chip/chip.json)" if tried else None
     best = max(placed, key=lambda r: r["gmac_per_s"])
     rows_, cols = best["size"]
     cell = f"{best['gmac_per_s']:.2f} ({best['kind']} {rows_}x{cols})"
-    estimate = next((e for e in (chip or {}).get("estimates", []) if on_device(e)), None) if fmt == "fp16" else None
+    estimate = next((e for e in (chip or {}).get("estimates", []) if on_device(e) and e.get("gmac_per_s")),
+                    None) if fmt == "fp16" else None
     if estimate:
         cell += f"; pipelined PE estimated {estimate['gmac_per_s']:.2f}"
     return cell
@@ -205,7 +207,9 @@ def notes(data):
              "an array's PE is the array ÷ R × C with its edge logic; a row's PE carries its share of the row's "
              "shared float32 unit; Fmax is the median of 3 nextpnr seeds unless a cell says fewer; MAC/s per 1k "
              "LUT = Fmax ÷ LUT-equiv per PE. FP16 is the FP16 PE with the most MAC/s per 1k LUT. Chip GMAC/s: the "
-             "largest array of the format that places on the ECP5-85F (build/chip/chip.json, `make chip`)."]
+             "largest array of the format that places on the ECP5-85F (build/chip/chip.json, `make chip`; its "
+             "FP16 array may have another PE than this table's FP16 row, and the chip report's estimate with the "
+             "pipelined PE follows it)."]
     dates = sorted(c["date"] for c in costs.values() if c and c.get("date"))
     if dates:
         lines[0] += f" Synthesis rows of {dates[0]}" + (f" to {dates[-1]}." if dates[-1] != dates[0] else ".")

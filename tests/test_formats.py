@@ -142,6 +142,13 @@ def test_quick_table_fills_the_digits_gap_only(build):
     assert any("(the quick table: digits-MLP only, 8 epochs)" in line for line in lines)
 
 
+def test_a_chip_array_that_did_not_place_says_so(build):
+    _write(build / "chip" / "chip.json", {"rows": [_chip("fourbit", "fourbit", [20, 17], None)]})
+    lines = _lines(build)
+    assert "| did not place (build/chip/chip.json) |" in next(line for line in lines if line.startswith("| fourbit"))
+    assert "| not measured: run make chip |" in next(line for line in lines if line.startswith("| FP16"))
+
+
 def test_a_missing_float32_unit_leaves_the_scale_multiply_unmeasured(build):
     rows = [r for r in _synth_rows() if r["label"] != "fp32_scaled_add 21/6"]
     _write(build / "synth" / "report.json", {"rows": rows})

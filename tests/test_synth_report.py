@@ -46,6 +46,14 @@ def test_designs_without_the_array_and_with_the_baseline_added():
     assert all(d.runs == designs.ALL_RUNS for d in found)
 
 
+def test_an_mx_row_does_one_mac_per_column():
+    generate = fake_generate([])
+    generate.UNITS = {"mx_pe": object, "mx_row": object}
+    generate.configurations = lambda: [("mx_pe", {"block": 32}), ("mx_row", {"fmt": "nvfp4", "columns": 8})]
+    found = designs.default_designs(generate)
+    assert [(d.unit, d.macs_per_cycle, d.headline) for d in found] == [("mx_pe", None, False), ("mx_row", 8, False)]
+
+
 def test_array_sizes_targets_and_headline():
     found = designs.default_designs(fake_generate(["int4_mac", "training_array"]))
     arrays = [d for d in found if d.array_size]
