@@ -260,22 +260,23 @@ def fake_quantize(x, fmt, rounding="even", rng=None, tiles_2d=False):
     if fmt == "mxfp4":
         exponent = np.maximum((amax.view(np.uint32) >> 23).astype(np.int32) - E8M0_BIAS - 2, -E8M0_BIAS)
         magnitude *= _per_element(np.ldexp(np.float32(1), -exponent), magnitude)
-        scale = np.ldexp(np.float32(1), exponent)
+        scale = _per_element(np.ldexp(np.float32(1), exponent), magnitude)
     else:
         g = np.float32(amax.max()) / np.float32(NV_GLOBAL_DIVISOR)
         global_scale = np.float32(1) if g == 0 else g
         scale = _round_by_magic(amax / np.float32(E2M1_MAX) / global_scale, 121, 20, E4M3_MAX) * global_scale
         empty = scale == 0
+        scale = _per_element(scale, magnitude)
         with np.errstate(divide="ignore", invalid="ignore"):
-            magnitude /= _per_element(scale, magnitude)
+            magnitude /= scale
         if empty.any():
             magnitude[empty] = 0
             sign[empty] = 0                     # the codes of an empty block are +0
     # scaled magnitudes are below 8 (MX: amax / 2**e < 8; NV: amax / scale <= 6 up to rounding); a larger
     # one would round to a multiple of 4 or more, >= 8, and saturate to 6 all the same
     rounded = _round_by_magic(magnitude, 127, 22, E2M1_MAX, rng if rounding == "stochastic" else None)
-    rounded *= _per_element(scale, rounded)
-    decoded = (rounded.view(np.uint32) | sign).view(np.float32)
+    rounded *= scale
+    decoded = np.bitwise_or(rounded.view(np.uint32), sign, out=sign).view(np.float32)
     if any_invalid:
         decoded[invalid] = np.nan
     decoded = _untile(decoded, x.shape) if tiles_2d else decoded.reshape(x.shape)
@@ -310,10 +311,14 @@ def _round_by_magic(v, min_field, offset, top, rng=None):
     rounded -= magic
     if rng is not None:
         u = rng.random(v.shape, dtype=np.float32)
-        magic *= np.float32(2.0**-23)                       # the spacing
-        low = rounded - magic * (rounded > v)
-        u *= magic
-        rounded = low + magic * (u < v - low)
+        spacing = magic
+        spacing *= np.float32(2.0**-23)
+        step = np.greater(rounded, v)
+        rounded -= spacing * step                   # lo, the grid point at or below v
+        u *= spacing
+        np.less(u, np.subtract(v, rounded), out=step)
+        spacing *= step
+        rounded += spacing                          # hi where u * (hi - lo) < v - lo
     return np.minimum(rounded, _filled(v.shape, np.float32(top)), out=rounded)
 
 
@@ -360,7 +365,8 @@ def hadamard(x, signs):
     if signs.shape not in ((NV_BLOCK,), (MX_BLOCK,)) or not (np.abs(signs) == 1).all():
         raise ValueError(f"signs must be 16 or 32 values +-1, got shape {signs.shape}")
     blocks = _check_blocks("x", x, len(signs))
-    return ((blocks * signs) @ hadamard_matrix(len(signs))).reshape(x.shape)
+    # (b * signs) @ H == b @ (signs[:, None] * H) bit for bit: a sign flip is exact in either product
+    return (blocks @ (signs[:, None] * hadamard_matrix(len(signs)))).reshape(x.shape)
 
 
 def random_signs(n, rng):

@@ -115,6 +115,7 @@ class Quant:
     backend: GemmBackend = units
     grads: object = field(default_factory=Radix4Gradients)
     scale: DynamicScale = field(default_factory=DynamicScale)
+    weights: object = int4.sawb     # weight quantizer: w -> (INT4 codes, step)
     int4_inputs = True      # the layer's input stage delivers INT4 codes (PACT or the data quantizer)
 
 
@@ -228,8 +229,7 @@ class BlockScaledQuant:
         """(q(W.T) for the forward, q(W) for dX): 1-D blocks along each GEMM's reduction axis, or 2-D tiles."""
         if not self.weights_2d:
             return self.fake_quantize(w.T, stats), self.fake_quantize(w, stats)
-        padded = _pad_columns(_pad_columns(w, mx.NV_BLOCK).T, mx.NV_BLOCK).T
-        decoded, invalid = mx.fake_quantize(np.ascontiguousarray(padded), "nvfp4", tiles_2d=True)
+        decoded, invalid = mx.fake_quantize(_pad_matrix(w, mx.NV_BLOCK), "nvfp4", tiles_2d=True)
         stats.invalid_blocks += invalid
         decoded = decoded[:w.shape[0], :w.shape[1]]
         return _pad_columns(decoded.T, self.block), _pad_columns(decoded, self.block)
@@ -255,6 +255,16 @@ class BlockScaledQuant:
         layer.stats.note("dW", g_t, qg)
         grad_w = self.matmul(Mode.BWD_WEIGHT, self.fake_quantize(a_t, layer.stats), qg)
         return grad_a, grad_w
+
+
+def _pad_matrix(w, block):
+    """``w`` (float32, C order) with zero rows and columns appended up to multiples of ``block``."""
+    rows, cols = (-(-n // block) * block for n in w.shape)
+    if (rows, cols) == w.shape:
+        return np.ascontiguousarray(w, np.float32)
+    padded = np.zeros((rows, cols), np.float32)
+    padded[:w.shape[0], :w.shape[1]] = w
+    return padded
 
 
 def _pad_columns(x, block):
@@ -364,7 +374,7 @@ class _Layer:
             return self._from_matrix(y + b)
         x_codes, self._x_step = self.stage.forward(x)
         self._x_codes = self._to_matrix(x_codes)
-        self._w_codes, self._w_step = int4.sawb(w)
+        self._w_codes, self._w_step = self.quant.weights(w)
         acc = self.quant.backend.gemm_int4(self._x_codes, self._w_codes, signed_a=self.stage.signed,
                                            width=units.FWD_WIDTH)
         self.stats.note_acc(acc)
