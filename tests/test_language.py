@@ -23,8 +23,9 @@ def loss_of(model, ids, targets):
     return train.softmax_cross_entropy(model.forward(ids), targets.ravel())[0]
 
 
-def test_fp32_backward_matches_finite_differences(rng, seed):
-    model = tiny()
+@pytest.mark.parametrize("fused_qkv", [False, True])
+def test_fp32_backward_matches_finite_differences(rng, seed, fused_qkv):
+    model = tiny(fused_qkv=fused_qkv)
     ids, targets = rng.integers(0, 7, (3, 5)), rng.integers(0, 7, (3, 5))
     _, grad = train.softmax_cross_entropy(model.forward(ids), targets.ravel())
     model.backward(grad)
@@ -58,12 +59,53 @@ def test_attention_is_causal(rng):
 def test_block_linear_layers_run_through_the_scheme(scheme, rng):
     model = tiny(scheme, np.float32, d=32, heads=2, context=8)
     quantized = [layer.name for layer in model.quantized_layers]
-    assert quantized == [f"block{i}.{n}" for i in range(2) for n in ("attn.qkv", "attn.proj", "fc1", "fc2")]
+    assert quantized == [f"block{i}.{n}" for i in range(2)
+                         for n in ("attn.q", "attn.k", "attn.v", "attn.proj", "fc1", "fc2")]
     ids = rng.integers(0, 7, (4, 8))
     optimizer = language.Adam(model)
     losses = [language.train_step(model, optimizer, ids, np.roll(ids, -1, axis=1), lr=3e-3) for _ in range(8)]
     assert losses[-1] < losses[0]
     assert all(layer.stats.nonzero_codes > 0 for layer in model.quantized_layers)
+
+
+def test_q_k_and_v_have_their_own_gradient_scale(rng):
+    """Three layers, three GradScales: the small q and k gradients are not flushed against v's large ones."""
+    model = tiny("fourbit", np.float32, d=32, heads=2, context=8)
+    scales = {}
+    quant = model.quantized_layers[0].quant
+    record = quant.scale.__call__
+    quant.scale = lambda g16, name: scales.setdefault(name, record(g16, name))
+    ids = rng.integers(0, 7, (4, 8))
+    language.train_step(model, language.Adam(model), ids, np.roll(ids, -1, axis=1), lr=3e-3)
+    attention = [scales[f"block0.attn.{part}"] for part in "qkv"]
+    assert len(set(attention)) > 1, attention
+    assert [layer.name for layer in tiny("fourbit", np.float32, fused_qkv=True).quantized_layers][:2] == [
+        "block0.attn.qkv", "block0.attn.proj"]
+
+
+def test_signed_pact_codes_gradients_and_first_batch_alpha():
+    from golden import int4
+    stage = language.SignedPact(np.float32)
+    x = np.array([[-3.0, -0.5, 0.2, 0.9, 2.5]], np.float32)
+    alpha = int4.sawb_alpha(x)
+    codes, step = stage.forward(x)
+    assert float(stage.params["alpha"]) == np.float32(alpha) and step == float(np.float32(alpha)) / 7
+    expected = np.rint(np.clip(x, -float(np.float32(alpha)), float(np.float32(alpha))) / step)
+    assert codes.dtype == np.int8 and np.array_equal(codes, expected)
+    grad = stage.backward(np.ones_like(x))
+    outside = np.abs(x) >= float(np.float32(alpha))
+    assert np.array_equal(grad, np.where(outside, 0, 1)) and stage.grad_alpha == np.sign(x[outside]).sum()
+    stage.forward(10 * x)       # alpha stays once set: it is learned from then on
+    assert float(stage.params["alpha"]) == np.float32(alpha)
+
+
+def test_calibrated_pact_starts_at_the_first_batch_sawb_clip():
+    from golden import int4
+    stage = language.CalibratedPact(np.float32)
+    x = np.abs(np.random.default_rng(0).standard_normal((16, 8))).astype(np.float32)
+    codes, step = stage.forward(x)
+    alpha = float(np.float32(int4.sawb_alpha(x)))
+    assert float(stage.params["alpha"]) == alpha and codes.dtype == np.uint8 and codes.max() == 15
 
 
 def test_text_is_pydoc_topics_split_90_10():
@@ -111,3 +153,22 @@ def test_table_rows_of_the_language_model():
         ("fourbit epoch <= 3.0x fp32 epoch", True), ("mxfp4 epoch <= 3.0x fp32 epoch", False)]
     text = markdown(rows, targets, {"mode": "test", "seeds": [0, 1], "workers": 2, "total_wall_seconds": 1})
     assert "| 2.100 ± 0.141 bpc |" in text and "| +4.76 % |" in text and "(gap +14.29%)" in text
+
+
+def test_ablation_variants_run_and_the_float_backend_equals_the_integer_units():
+    from golden.training import lm_ablation
+    text = language.Text("the quick brown fox jumps over the lazy dog. " * 200)
+    shape = dict(d=32, heads=2, n_layers=2)
+
+    def bpc(variant, configure=None):
+        scheme, variant_configure = lm_ablation.VARIANTS[variant]
+        config = train.RunConfig("pydoc", "transformer", scheme, epochs=1, seed=0, batch_size=8)
+        return language.run(config, text=text, shape=shape, configure=configure or variant_configure)["final_val_bpc"]
+
+    def float_backend(model):
+        model.quantized_layers[0].quant.backend = lm_ablation.FloatBackend()
+
+    assert bpc("fourbit", float_backend) == bpc("fourbit")
+    results = {variant: bpc(variant) for variant in lm_ablation.VARIANTS}
+    assert len(set(results.values())) == len(results), results     # every variant changes the run
+    assert all(value < text.unigram_bpc for value in results.values()), results

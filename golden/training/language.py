@@ -94,6 +94,48 @@ class SawbInput:
         return np.where(self._inside, grad, 0).astype(grad.dtype)
 
 
+class CalibratedPact(Pact):
+    """PACT input stage (unsigned codes 0..15 on [0, alpha]) whose alpha starts at the SAWB clip of the first
+    batch it sees (golden.int4.sawb_alpha), then is learned by the PACT gradient."""
+
+    def __init__(self, dtype):
+        super().__init__(np.nan, dtype)
+
+    def forward(self, x):
+        _calibrate(self.params["alpha"], x)
+        return super().forward(x)
+
+
+class SignedPact:
+    """Symmetric PACT input stage for a signed input: codes round(clip(x, -alpha, alpha) * 7 / alpha), -7..7,
+    step alpha / 7; alpha starts at the SAWB clip of the first batch and is learned: the gradient passes where
+    |x| < alpha, and alpha gets the sum of grad * sign(x) where |x| >= alpha."""
+
+    quantized, needs_grad, signed = True, True, True
+
+    def __init__(self, dtype):
+        self.params = {"alpha": np.array(np.nan, dtype)}
+
+    def forward(self, x):
+        alpha = _calibrate(self.params["alpha"], x)
+        self._x, self._alpha = x, alpha
+        scaled = np.clip(x, -alpha, alpha, out=np.empty(x.shape), dtype=np.float64)
+        scaled *= int4.W_CODE_MAX / alpha
+        return np.rint(scaled, out=scaled).astype(np.int8), alpha / int4.W_CODE_MAX
+
+    def backward(self, grad):
+        clipped = np.abs(self._x) >= self._alpha
+        self.grad_alpha = float((grad * np.sign(self._x))[clipped].astype(np.float64).sum())
+        return np.where(clipped, 0, grad).astype(grad.dtype)
+
+
+def _calibrate(alpha, x):
+    """Set the 0-d array ``alpha`` to the SAWB clip of ``x`` if it is not set yet (NaN); its value as a float."""
+    if np.isnan(alpha):
+        alpha[...] = max(int4.sawb_alpha(x), ALPHA_MIN)
+    return float(alpha)
+
+
 class LayerNorm:
     """LayerNorm over the last axis with gain ``g`` and bias ``b`` (FP32)."""
 
@@ -154,18 +196,22 @@ def _linear(name, n_in, n_out, rng, scheme, quant, dtype, after_relu=False, std=
 
 
 class Attention:
-    """Causal multi-head self-attention; qkv and the output projection are scheme layers, the rest FP32."""
+    """Causal multi-head self-attention; the q, k and v projections and the output projection are scheme layers
+    (each 4-bit layer with its own GradScale), the rest FP32. With ``fused`` q, k and v are one layer (one GEMM,
+    one GradScale for the three gradients)."""
 
-    def __init__(self, name, d, heads, rng, scheme, quant, dtype, out_std):
+    def __init__(self, name, d, heads, rng, scheme, quant, dtype, out_std, fused=False):
         self.heads = heads
-        self.qkv = _linear(f"{name}.qkv", d, 3 * d, rng, scheme, quant, dtype)
+        self.inputs = ([_linear(f"{name}.qkv", d, 3 * d, rng, scheme, quant, dtype)] if fused else
+                       [_linear(f"{name}.{part}", d, d, rng, scheme, quant, dtype) for part in "qkv"])
         self.proj = _linear(f"{name}.proj", d, d, rng, scheme, quant, dtype, std=out_std)
 
     def forward(self, x):
         b, t, d = x.shape
         h, dh = self.heads, d // self.heads
-        qkv = self.qkv.forward(x.reshape(b * t, d)).reshape(b, t, 3, h, dh).transpose(2, 0, 3, 1, 4)
-        self._q, self._k, self._v = qkv
+        x = x.reshape(b * t, d)
+        qkv = np.concatenate([layer.forward(x) for layer in self.inputs], axis=1)
+        self._q, self._k, self._v = qkv.reshape(b, t, 3, h, dh).transpose(2, 0, 3, 1, 4)
         scores = self._q @ self._k.transpose(0, 1, 3, 2) * (1 / math.sqrt(dh))
         scores = np.where(np.tri(t, dtype=bool), scores, -np.inf)
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -183,16 +229,20 @@ class Attention:
         d_q = d_scores @ self._k
         d_k = d_scores.transpose(0, 1, 3, 2) @ self._q
         d_qkv = np.stack([d_q, d_k, d_v]).transpose(1, 3, 0, 2, 4).reshape(b * t, 3 * d)
-        return self.qkv.backward(d_qkv).reshape(b, t, d)
+        parts = np.split(d_qkv, len(self.inputs), axis=1)
+        grad_x = self.inputs[0].backward(np.ascontiguousarray(parts[0]))
+        for layer, part in zip(self.inputs[1:], parts[1:]):
+            grad_x = grad_x + layer.backward(np.ascontiguousarray(part))
+        return grad_x.reshape(b, t, d)
 
 
 class Block:
     """x + attention(ln1(x)), then + mlp(ln2(x)); the MLP is fc1 -> ReLU (fc2's input stage) -> fc2."""
 
-    def __init__(self, name, d, heads, rng, scheme, quant, dtype, n_layers):
+    def __init__(self, name, d, heads, rng, scheme, quant, dtype, n_layers, fused_qkv=False):
         out_std = INIT_STD / math.sqrt(2 * n_layers)
         self.ln1, self.ln2 = LayerNorm(f"{name}.ln1", d, dtype), LayerNorm(f"{name}.ln2", d, dtype)
-        self.attn = Attention(f"{name}.attn", d, heads, rng, scheme, quant, dtype, out_std)
+        self.attn = Attention(f"{name}.attn", d, heads, rng, scheme, quant, dtype, out_std, fused_qkv)
         self.fc1 = _linear(f"{name}.fc1", d, 4 * d, rng, scheme, quant, dtype)
         self.fc2 = _linear(f"{name}.fc2", 4 * d, d, rng, scheme, quant, dtype, after_relu=True, std=out_std)
 
@@ -210,21 +260,22 @@ class Block:
 
     @property
     def layers(self):
-        return [self.ln1, self.attn.qkv, self.attn.proj, self.ln2, self.fc1, self.fc2]
+        return [self.ln1, *self.attn.inputs, self.attn.proj, self.ln2, self.fc1, self.fc2]
 
 
 class Transformer:
     """The character model; ``layers`` are the parameter holders (params/grads dicts) in a fixed order."""
 
     def __init__(self, vocab, scheme, rng, quant=None, dtype=np.float32, d=D_MODEL, heads=N_HEADS,
-                 n_layers=N_LAYERS, context=CONTEXT):
+                 n_layers=N_LAYERS, context=CONTEXT, fused_qkv=False):
         if d % heads:
             raise ValueError(f"d must be a multiple of heads, got d={d}, heads={heads}")
         if quant is None:
             quant = scheme.make_quant()
         self.context = context
         self.embedding = Embedding(vocab, d, context, rng, dtype)
-        self.blocks = [Block(f"block{i}", d, heads, rng, scheme, quant, dtype, n_layers) for i in range(n_layers)]
+        self.blocks = [Block(f"block{i}", d, heads, rng, scheme, quant, dtype, n_layers, fused_qkv)
+                       for i in range(n_layers)]
         self.ln_f = LayerNorm("ln_f", d, dtype)
         self.head = Linear("head", d, vocab, rng, Through(), dtype=dtype)
 
@@ -309,20 +360,23 @@ def evaluate_bpc(model, ids, context=CONTEXT, batch=EVAL_WINDOWS):
     return total / count / math.log(2)
 
 
-def run(config, progress=False, text=None, shape=None):
+def run(config, progress=False, text=None, shape=None, configure=None):
     """Train the language model for ``config`` (dataset "pydoc", model "transformer"); a JSON-ready dict.
 
     An epoch is one pass over the training text in windows of CONTEXT characters (a random offset per
     epoch, windows shuffled), ``config.batch`` windows a step, Adam with a cosine schedule from ``config.lr``.
     Raises Diverged, or NotLearning when every 4-bit gradient code of an epoch is zero or the best
     validation bpc is not below the unigram (character frequency) bpc. ``text`` replaces the pydoc text,
-    ``shape`` (dict of d, heads, n_layers) the model size (for tests).
+    ``shape`` (dict of d, heads, n_layers) the model size (for tests); ``configure`` is called with the new
+    model before training (ablations: golden.training.lm_ablation).
     """
     text = text if text is not None else load_text()
     scheme = get_scheme(config.scheme)
     rng = np.random.default_rng(config.seed)
     model = Transformer(len(text.vocab), scheme, rng, quant=scheme.make_quant(rng=np.random.default_rng([config.seed, 1])),
                         **(shape or {}))
+    if configure is not None:
+        configure(model)
     optimizer = Adam(model)
     batch, lr = config.batch, config.learning_rate
     n_windows = (len(text.train) - 1) // CONTEXT - 1
