@@ -1,7 +1,8 @@
-"""``python -m synth [--quick] [--designs ...] [--arrays N ...] [--seeds N] [--large] [--jobs N]``: synthesize, place, report.
+"""``python -m synth [--quick] [--all-runs] [--designs ...] [--arrays N ...] [--seeds N] [--large] [--jobs N]``: synthesize, place, report.
 
 Writes the Verilog of each design to build/verilog/, runs Yosys and nextpnr for each design,
-target, mapping and seed (cached under build/synth/cache/), ``--jobs`` of them at a time, the
+target, mapping and seed (by default the runs of :func:`synth.designs.default_flow`; ``--all-runs``:
+every target and mapping of every design) (cached under build/synth/cache/), ``--jobs`` of them at a time, the
 longest first, and merges the rows into build/synth/report.json, report.md and the array plots:
 rows of the designs run are replaced, the other rows stay with the date they were made
 (``--fresh`` starts a new report). ``python -m synth sweep --help`` describes design-space sweeps.
@@ -22,6 +23,10 @@ def _parser():
     parser = argparse.ArgumentParser(prog="python -m synth", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="PEs and the smallest array on ECP5 LUT-only, one seed")
+    parser.add_argument("--all-runs", action="store_true",
+                        help="every target and mapping of every design (make synth-extra), not only the "
+                             "default flow's: the PEs and the 2x2 array everywhere, bigger arrays on ECP5, "
+                             "the other designs on ECP5 LUT-only")
     parser.add_argument("--designs", nargs="+", metavar="NAME",
                         help="unit names or globs on design (module) names")
     parser.add_argument("--seeds", type=int, default=3,
@@ -88,6 +93,8 @@ def main(argv=None):
         except ValueError as error:
             raise SystemExit(f"python -m synth: {error}")
     seeds = args.seeds
+    if not args.all_runs:
+        designs = designs_mod.default_flow(designs)
     if args.quick:
         designs, seeds = designs_mod.quick(designs), 1
     combos = plan(designs, seeds)

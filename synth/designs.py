@@ -37,6 +37,9 @@ ALL_RUNS = (("ecp5-85f", "lut"), ("ecp5-85f", "dsp"), ("ice40-up5k", "lut"), ("i
 ECP5_RUNS = (("ecp5-85f", "lut"), ("ecp5-85f", "dsp"))
 #: The target and mapping of the headline comparison (area in LUTs, so no hard multipliers).
 HEADLINE_RUN = ("ecp5-85f", "lut")
+#: Largest array side placed on every target in the default flow (``make synth``); bigger arrays
+#: go there on ECP5 only, their iCE40 runs with ``--all-runs`` (``make synth-extra``).
+DEFAULT_ALL_RUNS_ARRAY_SIDE = 2
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,20 @@ def quick(designs):
     smallest = min((d.array_size for d in designs if d.array_size), default=None)
     return [Design(d.unit, d.params, (HEADLINE_RUN,), d.macs_per_cycle, d.array_size, d.headline)
             for d in designs if d.unit in PE_UNITS or (d.unit == ARRAY_UNIT and d.array_size == smallest)]
+
+
+def default_flow(designs):
+    """The runs of ``make synth``: every run of the PEs and of the smallest arrays, the ECP5 runs of
+    bigger arrays, the headline run of every other design. The runs left out (``--all-runs``,
+    ``make synth-extra``) are figures no headline or README table uses: iCE40 and ECP5-DSP of the
+    MX units, the quantizer and GradScale, the 4x4 array on iCE40."""
+    def runs(design):
+        if design.unit in PE_UNITS or (design.array_size and max(design.array_size) <= DEFAULT_ALL_RUNS_ARRAY_SIDE):
+            return design.runs
+        if design.array_size:
+            return tuple(run for run in design.runs if run in ECP5_RUNS)
+        return tuple(run for run in design.runs if run == HEADLINE_RUN)
+    return [Design(d.unit, d.params, runs(d), d.macs_per_cycle, d.array_size, d.headline) for d in designs]
 
 
 def select(designs, patterns, generate):

@@ -5,7 +5,8 @@ the long regression, WAVES=1 for waveforms in each build folder and JOBS for the
 simulator runs at a time (default: one per core; the longest runs start first). The default
 level is ``full`` (what ``make sim`` runs); ``--quick`` is what ``make test`` runs. The long
 regression runs on Dask distributed: a local cluster of JOBS workers, or the cluster at
-``--scheduler`` / DASK_SCHEDULER (see synth/cluster.py for starting workers).
+``--scheduler`` / DASK_SCHEDULER (see synth/cluster.py for starting workers); a named scheduler
+takes the runs of any level.
 """
 
 import argparse
@@ -20,22 +21,25 @@ from . import runner, summary
 from .summary import SUMMARY
 from .units import BENCHES, SIMULATORS
 
-#: Wall seconds of full-level runs (build included) measured on the shared 2-core machine: they
-#: order a first run, before build/sim/times.json holds this machine's own times. Icarus is slow
-#: on the wide binary16 and array benches, Verilator pays a C++ build per configuration.
+#: Wall seconds of the longest full-level run of each unit (build included) on an idle 2-core machine
+#: (2026-12-04, scaled for the smaller Verilator builds and vector counts since): they order a first
+#: run, before build/sim/times.json holds this machine's own times.
 REFERENCE_SECONDS = {
-    ("icarus", "fp16_mac"): 920, ("icarus", "fp16_pipe_mac"): 920, ("icarus", "training_array"): 285,
-    ("icarus", "int4_mac"): 215, ("icarus", "grad_scale"): 130, ("icarus", "shift_mac"): 120,
-    ("icarus", "radix4_quantizer"): 100, ("icarus", "training_core"): 1000,
-    ("verilator", "training_core"): 545, ("verilator", "training_array"): 270, ("verilator", "grad_scale"): 250,
-    ("verilator", "fp16_mac"): 175, ("verilator", "fp16_pipe_mac"): 175, ("verilator", "shift_mac"): 145,
-    ("verilator", "radix4_quantizer"): 135, ("verilator", "int4_mac"): 95,
-    ("icarus", "mx_array"): 120, ("verilator", "mx_array"): 150,
+    ("icarus", "int4_mac_pair_dsp"): 44, ("icarus", "mx_array"): 40, ("icarus", "fp16_mac"): 27,
+    ("icarus", "fp16_pipe_mac"): 27, ("icarus", "training_array"): 25, ("icarus", "int4_mac"): 23,
+    ("icarus", "radix4_quantizer"): 14, ("icarus", "shift_mac"): 14, ("icarus", "grad_scale"): 13,
+    ("icarus", "fp16_array"): 9, ("icarus", "mx_row"): 9, ("icarus", "fp32_scaled_add"): 7,
+    ("icarus", "training_core"): 1000,
+    ("verilator", "training_core"): 48, ("verilator", "training_array"): 26, ("verilator", "mx_array"): 20,
+    ("verilator", "int4_mac"): 14, ("verilator", "int4_mac_pair_dsp"): 14, ("verilator", "grad_scale"): 12,
+    ("verilator", "fp16_mac"): 10, ("verilator", "fp16_pipe_mac"): 10, ("verilator", "radix4_quantizer"): 10,
+    ("verilator", "shift_mac"): 9, ("verilator", "fp16_array"): 8, ("verilator", "mx_row"): 7,
+    ("verilator", "fp32_scaled_add"): 5,
 }
 
 
 def estimated_seconds(target):
-    return REFERENCE_SECONDS.get((target.sim, target.unit), 150)
+    return REFERENCE_SECONDS.get((target.sim, target.unit), 15)
 
 
 def history_key(target, level):
@@ -58,7 +62,8 @@ def main(argv=None):
                         help=f"integer or 'random' (default: $SEED, else {runner.DEFAULT_SEED})")
     parser.add_argument("--jobs", "-j", metavar="N", help="simulator runs at a time (default: $JOBS, else one per core)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                        help="Dask scheduler of the long regression (default: $DASK_SCHEDULER, else a local cluster)")
+                        help="Dask scheduler for the runs (default: $DASK_SCHEDULER; without one, the long regression "
+                             "runs on a local Dask cluster, the others in a local process pool)")
     args = parser.parse_args(argv)
     chosen = args.level or ("long" if os.environ.get("LONG", "") not in ("", "0") else "full")
     try:  # a bad SIM/UNIT/SEED/JOBS: one line, before any work
@@ -78,7 +83,7 @@ def main(argv=None):
     jobs.quiet_interrupts()
     try:
         with ExitStack() as stack:
-            if chosen == "long":
+            if chosen == "long" or address is not None:
                 client = stack.enter_context(cluster.client(address, n_jobs))
                 finished = cluster.run(client, job, targets)
             else:

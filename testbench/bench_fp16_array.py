@@ -21,7 +21,7 @@ from .array_driver import RATES, ArrayBench, ArrayDriver, measure_step, random_d
 from .bench_train_steps import step_gemms
 from .checks import bench_test
 
-RANDOM_GEMMS = {"quick": 9, "full": 45, "long": 120}
+RANDOM_GEMMS = {"quick": 9, "full": 18, "long": 120}
 CORNER_GEMMS = {"quick": 3, "full": 12, "long": 30}
 FIELDS = ("acc", "invalid", "overflow", "row", "last", "mode", "s")
 

@@ -10,7 +10,7 @@ from .checks import bench_test
 from .mx_vectors import F32_SPECIALS, scaled_add_expected, scaled_add_vectors
 from .stream_bench import StreamBench
 
-RANDOM = {"quick": 6_000, "full": 60_000, "long": 200_000}
+RANDOM = {"quick": 6_000, "full": 20_000, "long": 200_000}
 STALLS = [(0.6, 0.5), (1.0, 0.3)]   # (valid_rate, ready_rate) of random_stalls
 
 

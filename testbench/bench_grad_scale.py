@@ -13,7 +13,7 @@ from .stream_bench import StreamBench
 from .stream_models import grad_scale_outputs
 
 EVERY_VALUE = {"quick": 4_096, "full": 1 << 16, "long": 1 << 16}
-RANDOM_TENSORS = {"quick": 300, "full": 1_500, "long": 3_000}
+RANDOM_TENSORS = {"quick": 300, "full": 600, "long": 3_000}
 STALLS = [(0.7, 0.5), (0.3, 1.0), (1.0, 0.3)]   # (valid_rate, ready_rate) of random_tensors_stalls
 SPECIAL = np.array([0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0x3C01, 0x7BFF, 0xFBFF,
                     0x7C00, 0xFC00, 0x7E00, 0xFD00], np.uint16)

@@ -25,7 +25,7 @@ from .array_driver import RATES, ArrayBench, assemble, measure_step, random_dept
 from .bench_train_steps import step_gemms
 from .checks import bench_test
 
-RANDOM_GEMMS = {"quick": 12, "full": 60, "long": 150}
+RANDOM_GEMMS = {"quick": 12, "full": 24, "long": 150}
 SATURATION_BEATS = {"quick": 400, "full": 400, "long": 4000}  # K budget of a saturation GEMM
 TOP_FP4, NEG_TOP_FP4, NEG_ZERO_FP4 = 0b0111, 0b1111, 0b1000   # +top level, -top level, -0 (reads as 0)
 

@@ -36,7 +36,7 @@ LIMIT_PRODUCTS = (np.array([0x51A0, 0xD1A0]), np.array([0x65B0, 0x65B0]))
 LIMIT_SUMS = (np.array([0x7BFF, 0xFBFF]), np.array([0x4C00, 0xCC00]))
 
 # Icarus simulates only about 6,000 Fp16Mac lane-cycles per second, which sets the quick sizes.
-RANDOM_VECTORS = {"quick": 32_768, "full": 262_144, "long": 1_310_720}  # 85 % valid: long has >= 1M MACs
+RANDOM_VECTORS = {"quick": 32_768, "full": 65_536, "long": 1_310_720}  # 85 % valid: long has >= 1M MACs
 CORNER_PARTNERS = {"quick": 1, "full": 4, "long": 16}   # second terms per corner product
 DIRECTED = {"quick": 1_024, "full": 8_192, "long": 32_768}  # sums per class in ties/overflow/cancellation
 DIRECT_CYCLES = {"quick": 1_000, "full": 3_000, "long": 3_000}  # cocotb drives each cycle: slow

@@ -1,8 +1,9 @@
 """Build and run the cocotb benches through cocotb_tools.runner, one cached build per target.
 
 A target is (simulator, unit, parameters[, mutant]); it builds in
-``build/sim/<sim>/<unit>__<params>[__<mutant>]/`` and runs there in ``run[__<mutant>]/`` (a
-mutant that only changes what the bench is told shares the unit's build). A build is reused
+``build/sim/<sim>/<unit>__<params>[__<mutant>]/`` and runs there in ``run-<level>-<seed>[__<mutant>]/``
+(a mutant that only changes what the bench is told shares the unit's build; runs of one build at
+different levels or seeds, e.g. ``make sim`` beside ``make test``, keep apart). A build is reused
 while a hash of its inputs (sources, top, waves, timescale, simulator version) is unchanged.
 Verilator's run-time library objects (verilated*.o) do not depend on the design, so they are
 compiled once per set of build options and copied into new build folders.
@@ -85,9 +86,9 @@ class Target:
         edited = self.mutant is not None and self.mutant.edit is not None
         return SIM_BUILD / self.sim / (self.name if edited else self.module)
 
-    @property
-    def test_dir(self):
-        return self.build_dir / (f"run__{self.mutant.name}" if self.mutant else "run")
+    def test_dir(self, level, seed):
+        """Folder of one run at regression ``level`` with ``seed``: its results and log."""
+        return self.build_dir / (f"run-{level}-{seed}" + (f"__{self.mutant.name}" if self.mutant else ""))
 
     @property
     def toplevel(self):
@@ -292,7 +293,7 @@ def run(target, level="quick", seed=DEFAULT_SEED, waves=None, testcase=None, rec
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     waves = os.environ.get("WAVES", "") not in ("", "0") if waves is None else waves
     build_seconds, cached = build(target, waves)
-    test_dir = target.test_dir
+    test_dir = target.test_dir(level, seed)
     test_dir.mkdir(parents=True, exist_ok=True)
     results, results_xml, log = test_dir / "results.jsonl", test_dir / "results.xml", test_dir / "sim.log"
     results.unlink(missing_ok=True)

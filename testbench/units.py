@@ -1,9 +1,9 @@
 """The verification plan: which bench checks which unit, in which configurations, at which level.
 
 Levels: ``quick`` (``make test``, minutes for everything), ``full`` (``make sim``: every binary16
-pattern, more random vectors) and ``long`` (LONG=1: at least a million random MACs per unit and
-simulator, more configurations and scales). The bench modules choose their vector counts by
-level; quick and full use the ``quick`` configurations. Width 8 makes saturation frequent in
+pattern, two to four times quick's random vectors, saturation of the wide accumulators) and ``long``
+(LONG=1: at least a million random MACs per unit and simulator, more configurations and scales).
+The bench modules choose their vector counts by level; quick and full use the ``quick`` configurations. Width 8 makes saturation frequent in
 random streams, and for ShiftMac even a single term can saturate.
 """
 
@@ -17,7 +17,9 @@ import rtl.generate
 
 SIMULATORS = ("icarus", "verilator")
 LEVELS = ("quick", "full", "long")
-LANES = {"icarus": 8, "verilator": 64}
+#: 8 lanes on both: Verilator's C++ build grows with the lanes (64 lanes cost 3-5x the build time of 8,
+#: 10-25 s per configuration, for a run time of well under a second at the full level).
+LANES = {"icarus": 8, "verilator": 8}
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class Bench:
     module : str
         cocotb test module.
     lanes : dict of str -> int
-        Copies of the unit in the batch wrapper (:mod:`testbench.batch`) per simulator: Verilator
-        gains from many lanes, Icarus (event driven, slow on wide vectors) from few. Empty means
+        Copies of the unit in the batch wrapper (:mod:`testbench.batch`) per simulator (Icarus is event
+        driven and slow on wide vectors; Verilator's build time grows with the lanes). Empty means
         the unit itself is the simulation top and the bench drives it cycle by cycle.
     depth : int
         Cycles per batch chunk (bounds the stimulus and response files).

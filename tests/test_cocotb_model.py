@@ -115,6 +115,14 @@ def test_runner_arguments_are_checked():
         units.configurations("int4_mac", "medium")
 
 
+def test_runs_of_one_build_at_other_levels_or_seeds_get_their_own_folders():
+    target = runner.Target("icarus", "int4_mac", {"width": 8})
+    mutant = runner.Target("icarus", "int4_mac", {"width": 8}, runner.Mutant("flip", bench_params={"signed_a": True}))
+    folders = [target.test_dir("quick", 1), target.test_dir("full", 1), target.test_dir("quick", 2),
+               mutant.test_dir("quick", 1)]
+    assert len(set(folders)) == 4 and all(folder.parent == target.build_dir for folder in folders)
+
+
 def test_every_bench_unit_is_an_rtl_unit_with_valid_configurations():
     import rtl.generate
     for name, bench in units.BENCHES.items():

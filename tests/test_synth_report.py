@@ -92,6 +92,15 @@ def test_quick_keeps_the_pes_and_the_smallest_array_on_the_headline_run():
     assert all(d.runs == (designs.HEADLINE_RUN,) for d in chosen)
 
 
+def test_default_flow_places_the_pes_and_the_2x2_array_everywhere_the_rest_on_ecp5():
+    found = designs.default_designs(fake_generate(["int4_mac", "grad_scale", "training_array", "mx_array"]))
+    runs = {d.label: d.runs for d in designs.default_flow(found)}
+    assert runs["int4_mac (width=24)"] == runs["training_array 2x2"] == designs.ALL_RUNS
+    assert runs["training_array 4x4"] == designs.ECP5_RUNS
+    assert runs["grad_scale (width=24)"] == runs["mx_array 4x4 (fmt=nvfp4)"] == (designs.HEADLINE_RUN,)
+    assert [d.label for d in designs.default_flow(found)] == [d.label for d in found]
+
+
 def test_real_registry_names_match_the_generated_modules():
     from rtl import generate
     found = designs.default_designs(generate)
