@@ -78,10 +78,10 @@ formal: $(STAMP)
 synth: $(STAMP)
 	$(call stage,synth,Yosys + nextpnr for ECP5 and iCE40 into build/synth,$(PY) -m synth $(if $(FAST_ON),--quick) $(SYNTH_ARGS))
 
-# Out of the default flow for its time: the 8x8 array on ECP5 (about 7.5 min of place and route);
+# Out of the default flow for its time: the 8x8 arrays (LUT PEs and DSP pairs) on ECP5;
 # its rows merge into build/synth/report.json and stay there, dated, when `make synth` runs again.
 synth-large: $(STAMP)
-	$(call stage,synth-large,the 8x8 array on ECP5 into build/synth,$(PY) -m synth --designs training_array --arrays 8 $(SYNTH_ARGS))
+	$(call stage,synth-large,the 8x8 array on ECP5 into build/synth,$(PY) -m synth --designs training_array training_array_dsp --arrays 8 $(SYNTH_ARGS))
 
 # Out of the default flow for its time: the largest fourbit and FP16 arrays per ECP5 device (LFE5U-25F,
 # LFE5U-85F; LUT-only and with DSPs), one place and route each, and a training step on each simulated.

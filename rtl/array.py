@@ -13,7 +13,7 @@ from golden.fp4 import S_MAX
 from golden.tiling import K_MAX, SIZE_MAX, SIZE_MIN
 from golden.units import BWD_WIDTH, FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
 
-from .array_pe import FourBitPe, Fp16Pe, MxPe
+from .array_pe import FourBitDspPe, FourBitPe, Fp16Pe, MxPe
 from .mx_row import FORMATS
 from .params import check_int
 
@@ -96,12 +96,13 @@ class TrainingArray(wiring.Component):
 
     #: The latency depends on the size: see the ``latency`` attribute of an instance.
     LATENCY = None
+    _pe_kind = FourBitPe
 
     def __init__(self, rows=8, cols=8, fwd_width=FWD_WIDTH, bwd_width=BWD_WIDTH):
         fwd_width = check_int("fwd_width", fwd_width, WIDTH_MIN, WIDTH_MAX)
         bwd_width = check_int("bwd_width", bwd_width, WIDTH_MIN, WIDTH_MAX)
         self.width = max(fwd_width, bwd_width)
-        self._setup(rows, cols, FourBitPe(fwd_width, bwd_width))
+        self._setup(rows, cols, self._pe_kind(fwd_width, bwd_width))
 
     def _setup(self, rows, cols, pe):
         """Size, PE kind (:mod:`rtl.array_pe`), timing and signature; the array is the same for every PE."""
@@ -179,8 +180,11 @@ class TrainingArray(wiring.Component):
         core.d.sync += [ctrl[0][name].eq(take & value) for name, value in fields.items()]
         core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
 
-        # Operand skew: A lane i is delayed R - i cycles, B lane j is delayed j + 1 cycles.
-        a_lanes = [self._delay(core, self.a.payload[i], rows - i, f"a{i}_") for i in range(rows)]
+        # Operand skew: A lane i is delayed R - t cycles (t = i, or the top row of a PE covering
+        # several rows, whose rows all keep the top row's timing), B lane j is delayed j + 1 cycles.
+        per_pe = self.pe.rows_per_pe
+        spans = [range(top, min(top + per_pe, rows)) for top in range(0, rows, per_pe)]
+        a_lanes = [self._delay(core, self.a.payload[i], rows - i + i % per_pe, f"a{i}_") for i in range(rows)]
         b_lanes = [self._delay(core, self.b.payload[j], j + 1, f"b{j}_") for j in range(cols)]
 
         # Drain: holding[i] marks shadow row i as still holding the draining tile.
@@ -195,24 +199,26 @@ class TrainingArray(wiring.Component):
             core.d.sync += [holding.eq(holding >> 1), row.eq(row + 1)]
 
         mode_inputs = self.pe.mode_inputs(mode)
-        pes = [[self.pe.build() for _ in range(cols)] for _ in range(rows)]
-        for i in range(rows):
+        lanes = self.pe.lanes
+        pes = [[self.pe.build(len(span)) for _ in range(cols)] for span in spans]
+        for g, span in enumerate(spans):
             for j in range(cols):
-                pe = pes[i][j]
-                core.submodules[f"pe_{i}_{j}"] = pe
-                distance = rows - 1 - i + j
+                pe = pes[g][j]
+                core.submodules[f"pe_{span[0]}_{j}"] = pe
+                distance = rows - 1 - span[0] + j
+                a_in = [a_lanes[i] for i in span] if j == 0 else lanes(pes[g][j - 1], "a_out")
                 core.d.comb += [
-                    pe.a.eq(a_lanes[i] if j == 0 else pes[i][j - 1].a_out),
-                    pe.b.eq(b_lanes[j] if i == rows - 1 else pes[i + 1][j].b_out),
+                    *(port.eq(value) for port, value in zip(lanes(pe, "a"), a_in)),
+                    pe.b.eq(b_lanes[j] if g == len(spans) - 1 else pes[g + 1][j].b_out),
                     *(getattr(pe, name).eq(value) for name, value in mode_inputs.items()),
                     *(getattr(pe, name).eq(ctrl[distance][name]) for name in self.pe.beat_inputs),
                     pe.valid.eq(ctrl[distance].valid),
                     pe.first.eq(ctrl[distance].first),
                     pe.capture.eq(ctrl[distance + lag].last),
-                    pe.shift.eq(holding[i]),
+                    *(port.eq(holding[i]) for port, i in zip(lanes(pe, "shift"), span)),
                 ]
-                if i < rows - 1:
-                    core.d.comb += pe.shift_in.eq(pes[i + 1][j].shadow)
+                if g < len(spans) - 1:
+                    core.d.comb += pe.shift_in.eq(lanes(pes[g + 1][j], "shadow")[0])
         self.pe.connect_rows(core, pes)
 
         m.d.comb += [
@@ -223,7 +229,8 @@ class TrainingArray(wiring.Component):
             self.o.payload.s.eq(tile.s),
         ]
         for j, pe in enumerate(pes[0]):
-            m.d.comb += [self.o.payload[name][j].eq(value) for name, value in self.pe.outputs(pe.shadow, tile.mode).items()]
+            shadow = lanes(pe, "shadow")[0]
+            m.d.comb += [self.o.payload[name][j].eq(value) for name, value in self.pe.outputs(shadow, tile.mode).items()]
         return m
 
     def timing(self, commands):
@@ -253,6 +260,20 @@ class TrainingArray(wiring.Component):
             module.d.sync += delayed.eq(value)
             value = delayed
         return value
+
+
+class DspTrainingArray(TrainingArray):
+    """The same array, ports, timing and results, with the FWD products of two rows on one hard multiplier.
+
+    Rows 2t and 2t + 1 of a column form one :class:`rtl.dsp_pair_pe.DspPairProcessingElement`
+    (the last row of an odd R a 1-row one): their two INT4 x INT4 products are one 12 x 4-bit
+    multiply, a MULT18X18D on the ECP5 (and LUTs on iCE40, from the same Verilog). The FP4 x INT4
+    products of the backward modes stay LUT shifts. The lower row of a pair works one cycle
+    later than in :class:`TrainingArray`, which no output, latency or tile period sees
+    (docs/architecture.md). Parameters as :class:`TrainingArray`.
+    """
+
+    _pe_kind = FourBitDspPe
 
 
 class Fp16TrainingArray(TrainingArray):

@@ -7,9 +7,12 @@ number formats (docs/architecture.md, "The PE seam"):
 * ``operand_width``: bits of one A lane and one B lane (one operand each);
 * ``sum_latency``: a PE gets its operands together with their ``valid`` / ``first`` in cycle t;
   the sum including that term is visible to ``capture`` in t + ``sum_latency``;
-* ``build()``: one PE with the ports ``a``, ``b``, ``valid``, ``first``, ``capture``, ``shift``,
-  ``shift_in``, ``a_out``, ``b_out``, ``shadow`` (:class:`rtl.pe.ProcessingElement` documents them)
-  and, optionally, mode inputs driven from the tile's mode (:meth:`PeKind.mode_inputs`);
+* ``rows_per_pe``: rows of a column one PE computes (its top row's timing holds for all of them);
+* ``build(rows)``: one PE covering ``rows`` rows, with the ports ``a``, ``b``, ``valid``, ``first``,
+  ``capture``, ``shift``, ``shift_in``, ``a_out``, ``b_out``, ``shadow``
+  (:class:`rtl.pe.ProcessingElement` documents them; ``a``, ``a_out``, ``shift`` and ``shadow``
+  are per row, :meth:`PeKind.lanes`) and, optionally, mode inputs driven from the tile's mode
+  (:meth:`PeKind.mode_inputs`);
 * ``output_layout(rows, cols)``: the array's output beat, one array per shadow field plus ``row``,
   ``last``, ``mode``, ``s``;
 * ``outputs(shadow, mode)``: the value of each output field from a shadow and the tile's mode
@@ -25,6 +28,7 @@ from amaranth.lib import data
 
 from golden.tiling import Mode
 
+from .dsp_pair_pe import DspPairProcessingElement
 from .fp16_array_pe import Fp16ProcessingElement
 from .mx_array_pe import LANE_WIDTH, SUM_LATENCY, MxArrayProcessingElement, MxGroupUnit, group_rows
 from .mx_row import FORMATS
@@ -39,9 +43,15 @@ class PeKind:
     beat_inputs = ()
     depth_step = 1
     period_extra = 0
+    rows_per_pe = 1
 
-    def build(self):
+    def build(self, rows):
+        """One PE covering ``rows`` (1..``rows_per_pe``) consecutive rows of a column."""
         raise NotImplementedError
+
+    def lanes(self, pe, name):
+        """The per-row values of a per-row port (``a``, ``a_out``, ``shift``, ``shadow``), top row first."""
+        return [getattr(pe, name)]
 
     def mode_inputs(self, mode):
         """PE input name -> value for a tile mode ``mode`` (a 2-bit Value); none by default."""
@@ -81,7 +91,7 @@ class FourBitPe(PeKind):
         self.fwd_width, self.bwd_width = fwd_width, bwd_width
         self.width = max(fwd_width, bwd_width)
 
-    def build(self):
+    def build(self, rows):
         return ProcessingElement(fwd_width=self.fwd_width, bwd_width=self.bwd_width)
 
     def mode_inputs(self, mode):
@@ -96,13 +106,26 @@ class FourBitPe(PeKind):
                 "overflow": shadow.overflow}
 
 
+class FourBitDspPe(FourBitPe):
+    """The same PE with the FWD products of two rows packed into one hard multiplier
+    (:class:`rtl.dsp_pair_pe.DspPairProcessingElement`; the last row of an odd R is a 1-row PE)."""
+
+    rows_per_pe = 2
+
+    def build(self, rows):
+        return DspPairProcessingElement(rows, fwd_width=self.fwd_width, bwd_width=self.bwd_width)
+
+    def lanes(self, pe, name):
+        return [getattr(pe, name)[row] for row in range(pe.rows)]
+
+
 class Fp16Pe(PeKind):
     """The IEEE binary16 PE (:class:`rtl.fp16_array_pe.Fp16ProcessingElement`); the mode is not used."""
 
     operand_width = 16
     sum_latency = Fp16ProcessingElement.SUM_LATENCY
 
-    def build(self):
+    def build(self, rows):
         return Fp16ProcessingElement()
 
     def output_fields(self, cols):
@@ -136,7 +159,7 @@ class MxPe(PeKind):
         self.period_extra = (self.group - 1) * (cols - 1)
         self.sum_latency = SUM_LATENCY + self.period_extra
 
-    def build(self):
+    def build(self, rows):
         return MxArrayProcessingElement(self.block)
 
     def beat_fields(self, taken):

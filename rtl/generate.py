@@ -8,7 +8,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from . import tools
-from .array import Fp16TrainingArray, MxTrainingArray, TrainingArray
+from .array import DspTrainingArray, Fp16TrainingArray, MxTrainingArray, TrainingArray
 from .fp16_mac import Fp16Mac
 from .fp16_pipe_mac import Fp16PipeMac
 from .fp32_scaled_add import Fp32ScaledAdd
@@ -31,6 +31,7 @@ UNITS = {
     "fp16_mac": Fp16Mac,
     "fp16_pipe_mac": Fp16PipeMac,   # the FP16 baseline at full clock: interleaved sums
     "training_array": TrainingArray,
+    "training_array_dsp": DspTrainingArray,   # the same array with two rows' INT4 products per hard multiplier
     "fp16_array": Fp16TrainingArray,  # the same array with binary16 PEs: the 16-bit training baseline
     "training_core": TrainingCore,   # array + quantizer + GradScale: the top of the training-steps bench
     "mx_pe": MxProcessingElement,    # E2M1 products summed exactly per block

