@@ -2,12 +2,11 @@
 
 from amaranth import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
 
 from golden.units import BWD_WIDTH, FWD_WIDTH, PAIR_SHIFT
 
 from .params import check_int
-from .pe import set_widths, shadow_layout, sum_and_shadow
+from .pe import pe_members, set_widths, sum_and_shadow
 
 
 class DspPairProcessingElement(wiring.Component):
@@ -41,7 +40,7 @@ class DspPairProcessingElement(wiring.Component):
         Operand B, as ``ProcessingElement.b``, ``rows - 1`` cycles before the lanes use it.
     fwd, signed_b, phase, valid, first, capture : In(1)
         As for ``ProcessingElement``, for every lane.
-    shift : In(rows)
+    shift : In(data.ArrayLayout(1, rows))
         Per lane: load its shadow from the lane below (the last lane: from ``shift_in``).
     shift_in : In(shadow_layout(W))
         The shadow of the PE below the last lane.
@@ -61,22 +60,7 @@ class DspPairProcessingElement(wiring.Component):
     def __init__(self, rows=2, fwd_width=FWD_WIDTH, bwd_width=BWD_WIDTH):
         self.rows = check_int("rows", rows, 1, 2)
         set_widths(self, fwd_width, bwd_width)
-        layout = shadow_layout(self.width)
-        super().__init__({
-            "a": In(data.ArrayLayout(4, rows)),
-            "b": In(4),
-            "fwd": In(1),
-            "signed_b": In(1),
-            "phase": In(1),
-            "valid": In(1),
-            "first": In(1),
-            "capture": In(1),
-            "shift": In(rows),
-            "shift_in": In(layout),
-            "a_out": Out(data.ArrayLayout(4, rows)),
-            "b_out": Out(4),
-            "shadow": Out(data.ArrayLayout(layout, rows)),
-        })
+        super().__init__(pe_members(self.width, lambda shape: data.ArrayLayout(shape, rows)))
 
     def elaborate(self, platform):
         m = Module()

@@ -17,6 +17,27 @@ def shadow_layout(width):
     return data.StructLayout({"acc": signed(width), "overflow": 1})
 
 
+def pe_members(width, per_row=lambda shape: shape):
+    """The signature members of a 3-mode PE (:class:`ProcessingElement` documents them); ``per_row``
+    maps the shape of one row's ``a``, ``shift``, ``a_out`` or ``shadow`` to the port's shape."""
+    layout = shadow_layout(width)
+    return {
+        "a": In(per_row(4)),
+        "b": In(4),
+        "fwd": In(1),
+        "signed_b": In(1),
+        "phase": In(1),
+        "valid": In(1),
+        "first": In(1),
+        "capture": In(1),
+        "shift": In(per_row(1)),
+        "shift_in": In(layout),
+        "a_out": Out(per_row(4)),
+        "b_out": Out(4),
+        "shadow": Out(per_row(layout)),
+    }
+
+
 def set_widths(pe, fwd_width, bwd_width):
     """Check the accumulator widths of a 3-mode PE and set its ``width`` W and the scales W - w."""
     pe.fwd_width = check_int("fwd_width", fwd_width, WIDTH_MIN, WIDTH_MAX)
@@ -85,22 +106,7 @@ class ProcessingElement(wiring.Component):
         set_widths(self, fwd_width, bwd_width)
         # |INT4 x INT4| <= 120 fits signed(8); |b << 13| <= 15 * 2**13 fits signed(18).
         self.product_shape = signed(max(8 + self.fwd_scale, 18 + self.bwd_scale))
-        layout = shadow_layout(self.width)
-        super().__init__({
-            "a": In(4),
-            "b": In(4),
-            "fwd": In(1),
-            "signed_b": In(1),
-            "phase": In(1),
-            "valid": In(1),
-            "first": In(1),
-            "capture": In(1),
-            "shift": In(1),
-            "shift_in": In(layout),
-            "a_out": Out(4),
-            "b_out": Out(4),
-            "shadow": Out(layout),
-        })
+        super().__init__(pe_members(self.width))
 
     def elaborate(self, platform):
         m = Module()

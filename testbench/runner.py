@@ -16,6 +16,7 @@ a Verilator configuration file that matches only the messages Amaranth's Verilog
 import json
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,19 @@ class Mutant:
     name: str
     edit: object = None
     bench_params: dict = field(default_factory=dict)
+
+
+def mutate(verilog, site, replacement, count, source):
+    """``verilog`` with the ``count`` matches of the regular expression ``site`` replaced by ``replacement``.
+
+    Raises AssertionError naming ``source`` (the RTL module the site comes from) when the generated
+    Verilog holds another number of matches: the mutant must then follow the RTL.
+    """
+    found = len(re.findall(site, verilog))
+    if count == 0 or found != count:
+        raise AssertionError(f"mutation site {site!r} found {found} times (expected {count}) in the generated "
+                             f"Verilog; update this mutant to the current {source}")
+    return re.sub(site, replacement, verilog)
 
 
 @dataclass(frozen=True)

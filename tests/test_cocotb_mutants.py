@@ -39,11 +39,8 @@ def pair_without_borrow(verilog):
     ``valid_term & <port> [0]`` (Yosys passes it as bit 0 of a port); registering 0 instead makes
     a1*b one too small whenever a0*b is negative.
     """
-    site = re.compile(r"= valid_term & (\\port\$\d+\$\d+ )\[0\];")
-    if len(site.findall(verilog)) != 1:
-        raise AssertionError(f"mutation site {site.pattern!r} found {len(site.findall(verilog))} times in the "
-                             "generated Verilog; update this mutant to the current rtl/int4_mac_pair_dsp.py")
-    return site.sub("= 1'h0;", verilog)
+    return runner.mutate(verilog, r"= valid_term & (\\port\$\d+\$\d+ )\[0\];", "= 1'h0;", 1,
+                         "rtl/int4_mac_pair_dsp.py")
 
 
 @pytest.mark.cocotb
