@@ -149,11 +149,12 @@ class MxGroupUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = self.slots
-        # the pass reads slot 0 in the cycle of ``start``, then one slot per cycle
-        busy, next_index = Signal(), Signal(range(count))
-        reading, index = self.start | busy, Mux(busy, next_index, 0)
+        # a pass reads slot 0 in the cycle of ``start``, then one slot per cycle; ``index`` is 0
+        # between passes, so the read multiplexer is driven straight from a register
+        busy, index = Signal(), Signal(range(count))
+        reading, end = self.start | busy, index == count - 1
         with m.If(reading):
-            m.d.sync += [next_index.eq(index + 1), busy.eq(index != count - 1)]
+            m.d.sync += [index.eq(Mux(end, 0, index + 1)), busy.eq(~end)]
         bus = Signal(term_layout(FORMATS[self.fmt]))
         slot = Signal(range(count))
         m.d.sync += [bus.eq(select([term.as_value() for term in self.terms], index)), bus.valid.eq(reading),

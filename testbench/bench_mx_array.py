@@ -135,19 +135,21 @@ async def corner_classes(bench):
 
 def tie_operands(fmt, block, cols):
     """One output row whose blocks add 2**24, 1 and 3: 2**24 + 1 ties to 2**24 (even), 2**24 + 3
-    to 2**24 + 4 (docs/numerics.md section 10); the other columns see the terms shifted by column."""
+    to 2**24 + 4 (docs/numerics.md section 10); MXFP4 columns j > 0 start from 2**(24 - j) instead."""
     a = np.zeros((1, 3 * block), np.uint8)
-    a[0, [0, block, 2 * block]] = [2, 2, 5]                      # E2M1 codes of 1, 1, 3
     b = np.zeros((3 * block, cols), np.uint8)
-    b[[0, block, 2 * block], :] = 2
-    if fmt == "mxfp4":
+    a[0, [block, 2 * block]] = [2, 5]                            # E2M1 codes of 1 and 3
+    b[[block, 2 * block], :] = 2
+    if fmt == "mxfp4":                                           # 1 * 1 * 2**24 * 2**-j
+        a[0, 0], b[0] = 2, 2
         a_s = np.array([[127 + 24, 127, 127]], np.uint8)
         b_s = np.full((3, cols), 127, np.uint8)
         b_s[0] -= np.arange(cols, dtype=np.uint8)
-    else:   # NVFP4 terms: 1 * 1 with scales 2**12 * 2**12 (E4M3 0x98 = 8 * 2**9), then 1 and 3 at scale 1
-        a_s = np.array([[0x98, 0x38, 0x38]], np.uint8)
+    else:   # 16 products 4 * 4 (code 6) with both E4M3 scales 2**8 (0x78: q = 8, x = 5), then 1 and 3 at 1.0
+        a[0, :block], b[:block] = 6, 6
+        a_s = np.array([[0x78, 0x38, 0x38]], np.uint8)
         b_s = np.full((3, cols), 0x38, np.uint8)
-        b_s[0] = 0x98
+        b_s[0] = 0x78
     return a, a_s, b, b_s
 
 
