@@ -14,12 +14,14 @@ FAST_ON := $(filter-out 0,$(FAST))
 
 .PHONY: all test selfcheck tools verilog sim formal synth synth-large synth-extra chip train train-quick flow-train array-bench report bitstream sweep constraints clean
 
-# The main flow; FAST=1 runs the quick regression, the quick synthesis and no training.
+# The main flow; FAST=1 runs the quick regression, the quick synthesis and no training. The sim and
+# synth stages run at the same time (JOBS=1: one after the other), each with its pool of JOBS runs:
+# neither stage's last long runs nor its serial steps (Verilog before synthesis, the array benchmark
+# after the regression) leave a core idle.
 all: tools
 	@$(MAKE) --no-print-directory selfcheck
 	@$(MAKE) --no-print-directory verilog
-	@$(MAKE) --no-print-directory sim
-	@$(MAKE) --no-print-directory synth
+	@$(MAKE) --no-print-directory -j$(if $(filter 1,$(JOBS)),1,2) sim synth
 	@$(MAKE) --no-print-directory flow-train
 	@$(MAKE) --no-print-directory report
 

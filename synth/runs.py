@@ -48,5 +48,7 @@ def place(run):
         synthesis = time.monotonic() - start
     start = time.monotonic()
     result = flow.run(run.verilog, run.module, run.target, run.mapping, run.seed, run.cache_dir, log=print)
+    synthesized_now = 0 if synthesized["cached"] else synthesized["seconds"]
     return {**result, "cached": bool(synthesized["cached"]) and result["cached"],
+            "tool_seconds": synthesized_now + result["tool_seconds"],
             "wall_seconds": synthesis + time.monotonic() - start}

