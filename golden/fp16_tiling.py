@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import fp16, fp4
-from .tiling import K_MAX, SIZE_MAX, SIZE_MIN, Mode, check_mode
+from .tiling import SIZE_MAX, SIZE_MIN, Mode, check_mode, check_shapes, padded, tile_blocks
 from ._checks import check_int
 
 
@@ -53,12 +53,7 @@ def gemm(a, b):
     Returns a :class:`golden.fp16.MacTrace` of shape (M, N).
     """
     a, b = fp16.as_bits("a", a), fp16.as_bits("b", b)
-    if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"a and b must be 2-D, got shapes {a.shape} and {b.shape}")
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"inner dimensions differ: a has shape {a.shape}, b has shape {b.shape}")
-    if not 1 <= a.shape[1] <= K_MAX:
-        raise ValueError(f"K (columns of a) must lie in 1..{K_MAX}, got {a.shape[1]}")
+    check_shapes(a, b)
     return fp16.dot(a[:, None, :], b.T[None, :, :])
 
 
@@ -74,22 +69,12 @@ def tiles(mode, a, b, rows=8, cols=8, s=0):
     cols = check_int("cols", cols, SIZE_MIN, SIZE_MAX)
     s = fp4.check_scale(s)
     a, b = fp16.as_bits("a", a), fp16.as_bits("b", b)
-    result = None
-    if a.ndim == 2 and b.ndim == 2:
-        (m, k), n = a.shape, b.shape[1]
-        a_pad = np.zeros((-(-m // rows) * rows, k), np.uint16)
-        b_pad = np.zeros((b.shape[0], -(-n // cols) * cols), np.uint16)
-        a_pad[:m], b_pad[:, :n] = a, b
-        result = gemm(a_pad, b_pad)
-    else:
-        gemm(a, b)   # raises with the shapes
-    return [
-        Fp16Tile(r0, c0, mode, a_pad.shape[1], s, a_beats=a_pad[r0:r0 + rows].T.copy(),
-                 b_beats=b_pad[:, c0:c0 + cols].copy(), acc=result.acc[r0:r0 + rows, c0:c0 + cols],
-                 invalid=result.invalid[r0:r0 + rows, c0:c0 + cols],
-                 overflow=result.overflow[r0:r0 + rows, c0:c0 + cols])
-        for r0 in range(0, a_pad.shape[0], rows) for c0 in range(0, b_pad.shape[1], cols)
-    ]
+    check_shapes(a, b)
+    a_pad, b_pad = padded(a, rows, 1), padded(b, 1, cols)
+    result = gemm(a_pad, b_pad)
+    return [Fp16Tile(mode=mode, k=a.shape[1], s=s, **block)
+            for block in tile_blocks(rows, cols, {"a_beats": a_pad}, {"b_beats": b_pad},
+                                     {"acc": result.acc, "invalid": result.invalid, "overflow": result.overflow})]
 
 
 def output_beats(tile_list):

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import fp4, mx, mx_gemm
 from ._checks import check_int
-from .tiling import K_MAX, Mode, check_mode
+from .tiling import K_MAX, Mode, check_mode, padded, tile_blocks
 
 FORMATS = {"mxfp4": (mx.MX_BLOCK, 127), "nvfp4": (mx.NV_BLOCK, 0x38)}   # block, scale code of 1.0
 SIZE_MIN, SIZE_MAX = 2, 32
@@ -71,12 +71,6 @@ def gemm(fmt, a_codes, a_scales, b_codes, b_scales):
     return run(a_codes, a_scales, b_codes, b_scales)
 
 
-def _pad(value, shape, fill):
-    padded = np.full(shape, fill, np.uint8)
-    padded[:value.shape[0], :value.shape[1]] = value
-    return padded
-
-
 def tiles(fmt, a_codes, a_scales, b_codes, b_scales, rows=8, cols=8, mode=Mode.FWD, s=0):
     """Split the block-scaled GEMM into ``rows`` x ``cols`` array tiles, in issue order.
 
@@ -90,16 +84,14 @@ def tiles(fmt, a_codes, a_scales, b_codes, b_scales, rows=8, cols=8, mode=Mode.F
     cols = check_int("cols", cols, SIZE_MIN, block)
     mode, s = check_mode(mode), fp4.check_scale(s)
     gemm(fmt, a_codes[:1], a_scales[:1], b_codes[:, :1], b_scales[:, :1])       # checks the operands
-    (m, k), n = a_codes.shape, b_codes.shape[1]
-    if k > K_MAX:
+    if a_codes.shape[1] > K_MAX:
         raise ValueError(f"K must be at most {K_MAX}, got a_codes shape {a_codes.shape}")
-    mp, np_ = -(-m // rows) * rows, -(-n // cols) * cols
-    a, b = _pad(a_codes, (mp, k), 0), _pad(b_codes, (k, np_), 0)
-    a_s, b_s = _pad(a_scales, (mp, k // block), one), _pad(b_scales, (k // block, np_), one)
+    a, b = padded(a_codes, rows, 1), padded(b_codes, 1, cols)
+    a_s, b_s = padded(a_scales, rows, 1, one), padded(b_scales, 1, cols, one)
     sums = mx_gemm.float32_bits(gemm(fmt, a, a_s, b, b_s))
-    return [Tile(r0, c0, a[r0:r0 + rows].T.copy(), b[:, c0:c0 + cols].copy(), a_s[r0:r0 + rows].T.copy(),
-                 b_s[:, c0:c0 + cols].copy(), sums[r0:r0 + rows, c0:c0 + cols], mode, s)
-            for r0 in range(0, mp, rows) for c0 in range(0, np_, cols)]
+    return [Tile(mode=mode, s=s, **block)
+            for block in tile_blocks(rows, cols, {"a_beats": a, "a_scale_beats": a_s},
+                                     {"b_beats": b, "b_scale_beats": b_s}, {"sums": sums})]
 
 
 def assemble(tile_list, m, n):

@@ -82,17 +82,47 @@ def check_mode(mode):
     return Mode(mode)
 
 
-def _operands(mode, a, b):
-    """The operands as int64 matrices after the range and shape checks of ``mode``."""
-    a = as_int_array("a", a, 0, 15)
-    b = as_int_array("b", b, 0, 15) if mode is Mode.BWD_WEIGHT else as_int_array("b", b, -8, 7)
+def check_shapes(a, b):
+    """Refuse operand matrices that are not 2-D, do not multiply or have K outside 1..K_MAX."""
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"a and b must be 2-D, got shapes {a.shape} and {b.shape}")
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"inner dimensions differ: a has shape {a.shape}, b has shape {b.shape}")
     if not 1 <= a.shape[1] <= K_MAX:
         raise ValueError(f"K (columns of a) must lie in 1..{K_MAX}, got {a.shape[1]}")
+
+
+def _operands(mode, a, b):
+    """The operands as int64 matrices after the range and shape checks of ``mode``."""
+    a = as_int_array("a", a, 0, 15)
+    b = as_int_array("b", b, 0, 15) if mode is Mode.BWD_WEIGHT else as_int_array("b", b, -8, 7)
+    check_shapes(a, b)
     return a, b
+
+
+def padded(value, rows, cols, fill=0):
+    """``value`` (2-D) padded with ``fill`` up to a multiple of ``rows`` rows and ``cols`` columns."""
+    out = np.full((-(-value.shape[0] // rows) * rows, -(-value.shape[1] // cols) * cols), fill, value.dtype)
+    out[:value.shape[0], :value.shape[1]] = value
+    return out
+
+
+def tile_blocks(rows, cols, a_side, b_side, results):
+    """Cut padded operands and results into the tiles of an R x C array, in issue order (tile rows outer).
+
+    ``a_side`` maps names to arrays with one row per output row (A and its per-row data), ``b_side``
+    to arrays with one column per output column, ``results`` to (M, N) arrays. Yields per tile a
+    dict: ``row0``, ``col0``, the tile's beats of each ``a_side`` array (its R rows, transposed:
+    beat t holds column t) and of each ``b_side`` array (its C columns), and the R x C block of
+    each result.
+    """
+    m, n = next(iter(a_side.values())).shape[0], next(iter(b_side.values())).shape[1]
+    for r0 in range(0, m, rows):
+        for c0 in range(0, n, cols):
+            yield {"row0": r0, "col0": c0,
+                   **{name: value[r0:r0 + rows].T.copy() for name, value in a_side.items()},
+                   **{name: value[:, c0:c0 + cols].copy() for name, value in b_side.items()},
+                   **{name: value[r0:r0 + rows, c0:c0 + cols] for name, value in results.items()}}
 
 
 def gemm(mode, a, b, fwd_width=units.FWD_WIDTH, bwd_width=units.BWD_WIDTH):
@@ -147,17 +177,11 @@ def tiles(mode, a, b, rows=8, cols=8, s=0, fwd_width=units.FWD_WIDTH, bwd_width=
     cols = check_int("cols", cols, SIZE_MIN, SIZE_MAX)
     s = fp4.check_scale(s)
     a, b = _operands(mode, a, b)
-    (m, k), n = a.shape, b.shape[1]
-    a_pad = np.zeros((-(-m // rows) * rows, k), np.int64)
-    b_pad = np.zeros((k, -(-n // cols) * cols), np.int64)
-    a_pad[:m], b_pad[:, :n] = a, b
+    a_pad, b_pad = padded(a, rows, 1), padded(b, 1, cols)
     result = gemm(mode, a_pad, b_pad, fwd_width, bwd_width)
-    return [
-        Tile(r0, c0, mode, k, s,
-             a_beats=a_pad[r0:r0 + rows].T.copy(), b_beats=b_pad[:, c0:c0 + cols].copy(),
-             acc=result.acc[r0:r0 + rows, c0:c0 + cols], overflow=result.overflow[r0:r0 + rows, c0:c0 + cols])
-        for r0 in range(0, a_pad.shape[0], rows) for c0 in range(0, b_pad.shape[1], cols)
-    ]
+    return [Tile(mode=mode, k=a.shape[1], s=s, **block)
+            for block in tile_blocks(rows, cols, {"a_beats": a_pad}, {"b_beats": b_pad},
+                                     {"acc": result.acc, "overflow": result.overflow})]
 
 
 def output_beats(tile_list):
