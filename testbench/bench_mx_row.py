@@ -10,16 +10,17 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from golden import mx, mx_gemm
+from golden import mx_gemm
 from rtl.fp32_scaled_add import Fp32ScaledAdd
 
+from . import mx_vectors
 from .checks import bench_test
+from .mx_vectors import BLOCK, NAN
 
 PERIOD_NS = 10
 RANDOM_TILES = {"quick": 40, "full": 400, "long": 2_000}
 GAP_RATES = [0.0, 0.3]
 ONE = {"mxfp4": 127, "nvfp4": 0x38}                       # scale codes of 1.0
-NAN = {"mxfp4": mx.E8M0_NAN, "nvfp4": mx.E4M3_NAN}
 
 
 class MxRowBench:
@@ -29,7 +30,7 @@ class MxRowBench:
         self.dut, self.ctx = dut, ctx
         self.fmt = ctx.params["fmt"]
         self.columns = ctx.params["columns"]
-        self.block = mx.MX_BLOCK if self.fmt == "mxfp4" else mx.NV_BLOCK
+        self.block = BLOCK[self.fmt]
 
     async def start(self):
         Clock(self.dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
@@ -94,27 +95,13 @@ def tile(bench, a, b, a_scales, b_scales):
 
 
 def random_tiles(bench, count):
-    """Tiles of 1..4 blocks: random codes (some zero rows and zero blocks), scales near 1, at both
+    """Tiles of 1..4 blocks (:func:`testbench.mx_vectors.random_tiles`), scales near 1, at both
     ends of the range (overflow, subnormals, underflow) and, rarely, NaN."""
-    rng, block, cols = bench.ctx.rng, bench.block, bench.columns
     if bench.fmt == "mxfp4":
         scales = np.array([127, 126, 128, 131, 120, 0, 1, 10, 60, 200, 250, 254])
     else:
         scales = np.concatenate([np.arange(0, 0x7F, 7), [0x7E, 0x38, 0x80 | 0x38, 0xC0]])
-    tiles = []
-    for _ in range(count):
-        nb = int(rng.integers(1, 5))
-        a = rng.integers(0, 16, (1, nb * block), dtype=np.uint8)
-        b = rng.integers(0, 16, (nb * block, cols), dtype=np.uint8)
-        b[rng.random(nb * block) < 0.2] = 0
-        a_s = rng.choice(scales, (1, nb)).astype(np.uint8)
-        b_s = rng.choice(scales, (nb, cols)).astype(np.uint8)
-        b_s[rng.random(b_s.shape) < 0.02] = NAN[bench.fmt]
-        if rng.random() < 0.3:
-            blk = int(rng.integers(nb))
-            a[:, blk * block:(blk + 1) * block] = rng.choice([0, 8], block)   # a zero block (+0 and -0 codes)
-        tiles.append((a, a_s, b, b_s))
-    return tiles
+    return mx_vectors.random_tiles(bench.ctx.rng, bench.fmt, bench.columns, count, scales)
 
 
 @bench_test(MxRowBench)

@@ -4,7 +4,10 @@ subnormals, ties in the float32 add) plus seeded random vectors."""
 
 import numpy as np
 
-from golden import mx_gemm
+from golden import mx, mx_gemm
+
+BLOCK = {"mxfp4": mx.MX_BLOCK, "nvfp4": mx.NV_BLOCK}
+NAN = {"mxfp4": mx.E8M0_NAN, "nvfp4": mx.E4M3_NAN}   # the scale codes that mean NaN
 
 F32_SPECIALS = np.array([0, 0x80000000, 1, 0x80000001, 0x007FFFFF, 0x00800000, 0x80800000, 0x3F800000,
                          0xBF800000, 0x4B800000, 0x4B800001, 0x7F7FFFFF, 0xFF7FFFFF, 0x7F800000, 0xFF800000,
@@ -78,3 +81,24 @@ def block_operands(rng, fmt, m, k, n, extreme=0.1, nan=0.01, zero_blocks=0.1):
     zero = np.repeat(rng.random((m, k // block)) < zero_blocks, block, axis=1)
     a[zero] = rng.choice(np.array([0, 8], np.uint8), int(zero.sum()))
     return a, a_s, b, b_s
+
+
+def random_tiles(rng, fmt, columns, count, scales, max_blocks=4, p_nan=0.02):
+    """``count`` MxRow tiles ``(a, a_scales, b, b_scales)`` of 1..``max_blocks`` blocks: random
+    codes (B rows zero with probability 0.2; in 30 % of the tiles one A block of +0/-0 codes), scale
+    codes drawn from ``scales`` and, with probability ``p_nan`` each, B's NaN scale code."""
+    block = BLOCK[fmt]
+    tiles = []
+    for _ in range(count):
+        nb = int(rng.integers(1, max_blocks + 1))
+        a = rng.integers(0, 16, (1, nb * block), dtype=np.uint8)
+        b = rng.integers(0, 16, (nb * block, columns), dtype=np.uint8)
+        b[rng.random(nb * block) < 0.2] = 0
+        a_s = rng.choice(scales, (1, nb)).astype(np.uint8)
+        b_s = rng.choice(scales, (nb, columns)).astype(np.uint8)
+        b_s[rng.random(b_s.shape) < p_nan] = NAN[fmt]
+        if rng.random() < 0.3:
+            blk = int(rng.integers(nb))
+            a[:, blk * block:(blk + 1) * block] = rng.choice([0, 8], block)   # a zero block (+0 and -0 codes)
+        tiles.append((a, a_s, b, b_s))
+    return tiles

@@ -7,6 +7,7 @@ import pytest
 from golden import mx, mx_gemm
 from rtl.mx_pe import MxProcessingElement
 from rtl.mx_row import MxRow
+from testbench import mx_vectors
 from testbench.sim import simulate
 
 
@@ -84,24 +85,12 @@ def run_row(fmt, columns, shared, tiles, gap_rate, rng):
 
 
 def random_tiles(rng, fmt, columns, count):
-    block = mx.MX_BLOCK if fmt == "mxfp4" else mx.NV_BLOCK
+    """Tiles of 1..3 blocks from :func:`testbench.mx_vectors.random_tiles`, NaN scales a little more often."""
     if fmt == "mxfp4":
-        scales, nan = np.array([127, 126, 130, 0, 1, 60, 200, 254]), 0xFF
+        scales = np.array([127, 126, 130, 0, 1, 60, 200, 254])
     else:
-        scales, nan = np.concatenate([np.arange(0, 0x7F, 9), [0x7E, 0x80 | 0x38, 0xC0]]), 0x7F
-    tiles = []
-    for _ in range(count):
-        nb = int(rng.integers(1, 4))
-        a = rng.integers(0, 16, (1, nb * block), dtype=np.uint8)
-        b = rng.integers(0, 16, (nb * block, columns), dtype=np.uint8)
-        b[rng.random(nb * block) < 0.2] = 0
-        a_s = rng.choice(scales, (1, nb)).astype(np.uint8)
-        b_s = rng.choice(scales, (nb, columns)).astype(np.uint8)
-        b_s[rng.random(b_s.shape) < 0.03] = nan
-        if rng.random() < 0.3:
-            a[:, :block] = 0                                       # a zero block
-        tiles.append((a, a_s, b, b_s))
-    return tiles
+        scales = np.concatenate([np.arange(0, 0x7F, 9), [0x7E, 0x80 | 0x38, 0xC0]])
+    return mx_vectors.random_tiles(rng, fmt, columns, count, scales, max_blocks=3, p_nan=0.03)
 
 
 @pytest.mark.parametrize("fmt, columns, shared", [("mxfp4", 4, True), ("mxfp4", 3, False), ("nvfp4", 5, True)])
