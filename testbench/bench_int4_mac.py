@@ -5,10 +5,7 @@ import numpy as np
 import golden.units
 
 from .checks import bench_test
-from .mac_bench import MacBench
-
-RANDOM_VECTORS = {"quick": 65_536, "full": 262_144, "long": 1_310_720}  # 85 % valid: long has >= 1M MACs
-DIRECT_CYCLES = 3_000
+from .mac_bench import MacBench, mac_tests
 
 
 class Int4MacBench(MacBench):
@@ -33,23 +30,4 @@ async def exhaustive_pairs(bench):
     await bench.check_batch(bench.sums(first, second))
 
 
-@bench_test(Int4MacBench)
-async def random_stream(bench):
-    """Uniform random operands with valid gaps, clears and resets in the middle of sums."""
-    await bench.check_batch(bench.columns(RANDOM_VECTORS[bench.ctx.level] // bench.lanes))
-
-
-@bench_test(Int4MacBench)
-async def saturation(bench):
-    """Saturation at both limits, sticky overflow, clear and reset after saturating, leaving the rail.
-
-    Reaching the limit of a W-bit accumulator takes about 2**(W-1)/120 cycles or more, so the
-    quick regression runs this only for W <= 16; W = 64 is out of reach.
-    """
-    await bench.check_saturation()
-
-
-@bench_test(Int4MacBench)
-async def direct_drive(bench):
-    """Cycle-by-cycle cocotb drive of lane 0 through the wrapper ports: cross-checks the batch path."""
-    await bench.check_random_direct(DIRECT_CYCLES)
+random_stream, saturation, direct_drive = mac_tests(Int4MacBench)

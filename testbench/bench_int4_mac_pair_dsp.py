@@ -6,11 +6,9 @@ import golden.units
 
 from .batch import as_signed
 from .checks import bench_test
-from .mac_bench import MacBench
+from .mac_bench import MacBench, mac_tests
 from .mac_model import expected_outputs
 
-RANDOM_VECTORS = {"quick": 65_536, "full": 262_144, "long": 1_310_720}
-DIRECT_CYCLES = 3_000
 LANE_OPERANDS = ("a0", "a1")
 
 
@@ -58,19 +56,4 @@ async def exhaustive_pairs(bench):
     await bench.check_batch(bench.sums(first, second))
 
 
-@bench_test(Int4MacPairBench)
-async def random_stream(bench):
-    """Uniform random operands with valid gaps, clears and resets in the middle of sums."""
-    await bench.check_batch(bench.columns(RANDOM_VECTORS[bench.ctx.level] // bench.lanes))
-
-
-@bench_test(Int4MacPairBench)
-async def saturation(bench):
-    """Saturation of both lanes at both limits, sticky overflow, clear and reset after saturating."""
-    await bench.check_saturation()
-
-
-@bench_test(Int4MacPairBench)
-async def direct_drive(bench):
-    """Cycle-by-cycle cocotb drive of lane 0 through the wrapper ports: cross-checks the batch path."""
-    await bench.check_random_direct(DIRECT_CYCLES)
+random_stream, saturation, direct_drive = mac_tests(Int4MacPairBench)

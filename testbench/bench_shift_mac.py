@@ -5,11 +5,10 @@ import numpy as np
 import golden.units
 
 from .checks import bench_test
-from .mac_bench import MacBench
+from . import mac_bench
+from .mac_bench import RANDOM_VECTORS, MacBench, mac_tests
 
-RANDOM_VECTORS = {"quick": 65_536, "full": 262_144, "long": 1_310_720}  # 85 % valid: long has >= 1M MACs
 PARTNERS = {"quick": 8, "full": 32, "long": None}  # second terms per first term in exhaustive_products
-DIRECT_CYCLES = 3_000
 
 
 class ShiftMacBench(MacBench):
@@ -59,17 +58,4 @@ async def random_stream(bench, phase):
     await bench.check_batch(columns)
 
 
-@bench_test(ShiftMacBench)
-async def saturation(bench):
-    """Saturation at both limits, sticky overflow, clear and reset after saturating, leaving the rail.
-
-    With W = 32 this takes some 2**31 / 122880 cycles, so the quick regression runs it only for
-    W <= 16 (with W = 8 a single term saturates); W = 64 is out of reach.
-    """
-    await bench.check_saturation()
-
-
-@bench_test(ShiftMacBench)
-async def direct_drive(bench):
-    """Cycle-by-cycle cocotb drive of lane 0 through the wrapper ports: cross-checks the batch path."""
-    await bench.check_random_direct(DIRECT_CYCLES)
+saturation, direct_drive = mac_tests(ShiftMacBench, mac_bench.saturation, mac_bench.direct_drive)

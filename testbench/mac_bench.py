@@ -11,7 +11,8 @@ once, and compares every cycle's outputs with the golden model. A subclass says 
 * :meth:`BatchBench.show` -- how an operand is printed in a failure report;
 * :attr:`BatchBench.latency` -- cycles from an input to the outputs it changes.
 
-:class:`MacBench` serves Int4Mac and ShiftMac with :func:`testbench.mac_model.expected_outputs`.
+:class:`MacBench` serves Int4Mac, its DSP pair and ShiftMac with
+:func:`testbench.mac_model.expected_outputs`; :func:`mac_tests` makes the cocotb tests they share.
 """
 
 import numpy as np
@@ -19,10 +20,13 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from .batch import BatchRunner, as_signed
+from .checks import bench_test
 from .mac_model import expected_outputs
 from .units import BENCHES, unit_ports
 
 MAX_SATURATION_CYCLES = 1 << 19  # W = 64 (and beyond) cannot be driven to its limits
+RANDOM_VECTORS = {"quick": 65_536, "full": 262_144, "long": 1_310_720}  # 85 % valid: long has >= 1M MACs
+DIRECT_CYCLES = 3_000
 CONTROLS = ("rst", "clear", "valid")
 
 
@@ -282,3 +286,30 @@ class MacBench(BatchBench):
             chosen = np.where(direction > 0, extreme[1][name], extreme[-1][name])
             columns[name] = np.where(pick, chosen, columns[name])
         return columns
+
+
+async def random_stream(bench):
+    """Uniform random operands with valid gaps, clears and resets in the middle of sums."""
+    await bench.check_batch(bench.columns(RANDOM_VECTORS[bench.ctx.level] // bench.lanes))
+
+
+async def saturation(bench):
+    """Saturation at both limits (every lane of the unit), sticky overflow, clear and reset after
+    saturating, leaving the rail.
+
+    Reaching the limit of a W-bit accumulator takes about 2**(W-1) / (largest product) cycles,
+    so the quick regression runs this only for W <= 16; W = 64 is out of reach.
+    """
+    await bench.check_saturation()
+
+
+async def direct_drive(bench):
+    """Cycle-by-cycle cocotb drive of lane 0 through the wrapper ports: cross-checks the batch path."""
+    await bench.check_random_direct(DIRECT_CYCLES)
+
+
+def mac_tests(make_bench, *bodies):
+    """The shared MAC tests ``bodies`` (default: :func:`random_stream`, :func:`saturation`,
+    :func:`direct_drive`) as cocotb tests of ``make_bench``; a bench module binds them to names of
+    its own, where cocotb finds them."""
+    return tuple(bench_test(make_bench)(body) for body in bodies or (random_stream, saturation, direct_drive))
