@@ -76,11 +76,13 @@ def pack_rounded(m, exp_minus_1, sig, round_up):
     return Mux(overflow, INF, rounded), overflow
 
 
-class Fp16Multiplier(wiring.Component):
-    """Two-stage pipelined binary16 multiplier, round to nearest even.
+class Fp16MultiplierInterface(wiring.Component):
+    """The ports and member docs of the pipelined binary16 multipliers (:class:`Fp16Multiplier`,
+    ``Fp16PipeMultiplier``): a subclass sets ``__doc__`` from ``_doc_template`` with its
+    ``description`` and the docs of its ``extra`` members, as amaranth.lib.fifo does for its FIFOs.
+    """
 
-    Stage 1 multiplies the 11-bit significands and adds the exponents; stage 2 normalises,
-    denormalises tiny results and rounds. ``p`` follows ``a``/``b`` by ``LATENCY`` cycles.
+    _doc_template = """{description}
 
     Members
     -------
@@ -92,15 +94,23 @@ class Fp16Multiplier(wiring.Component):
         The product is 0 * Inf (not sticky; travels with ``p``).
     overflow : Out(1)
         Finite operands whose product rounded to Inf (not sticky; travels with ``p``).
-    """
-
-    LATENCY = 2
+    {extra}"""
 
     a: In(16)
     b: In(16)
     p: Out(16)
     invalid: Out(1)
     overflow: Out(1)
+
+
+class Fp16Multiplier(Fp16MultiplierInterface):
+    __doc__ = Fp16MultiplierInterface._doc_template.format(description="""\
+Two-stage pipelined binary16 multiplier, round to nearest even.
+
+    Stage 1 multiplies the 11-bit significands and adds the exponents; stage 2 normalises,
+    denormalises tiny results and rounds. ``p`` follows ``a``/``b`` by ``LATENCY`` cycles.""", extra="")
+
+    LATENCY = 2
 
     def elaborate(self, platform):
         m = Module()

@@ -20,7 +20,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp16_mac import CANONICAL_NAN, INF, Fp16MacInterface, Operand, leading_zeros, pack_rounded
+from .fp16_mac import CANONICAL_NAN, INF, Fp16MacInterface, Fp16MultiplierInterface, Operand, leading_zeros, pack_rounded
 
 
 def _register(m, name, value):
@@ -32,36 +32,20 @@ def _register(m, name, value):
     return reg
 
 
-class Fp16PipeMultiplier(wiring.Component):
-    """Five-stage pipelined binary16 multiplier, round to nearest even; idle cycles give +0.
+class Fp16PipeMultiplier(Fp16MultiplierInterface):
+    __doc__ = Fp16MultiplierInterface._doc_template.format(description="""\
+Five-stage pipelined binary16 multiplier, round to nearest even; idle cycles give +0.
 
     Stage 1 forms two partial products of the 11-bit significands, stage 2 adds them, stage 3
     counts leading zeros, stage 4 normalises (or denormalises a tiny product) and stage 5 rounds
-    and packs. The outputs follow the inputs by ``LATENCY`` cycles.
-
-    Members
-    -------
-    a, b : In(16)
-        Operand bit patterns.
-    valid : In(1)
+    and packs. The outputs follow the inputs by ``LATENCY`` cycles.""", extra="""valid : In(1)
         The operands are a term; otherwise ``p`` is +0 and the flags are low.
-    p : Out(16)
-        Rounded product bit pattern (``CANONICAL_NAN`` for any NaN result).
-    invalid : Out(1)
-        The product is 0 * Inf.
-    overflow : Out(1)
-        Finite operands whose product rounded to Inf.
-    """
+    """)
 
     LATENCY = 5
     LOW_BITS = 6    # the significand of ``b`` is split into bits [0, 6) and [6, 11)
 
-    a: In(16)
-    b: In(16)
     valid: In(1)
-    p: Out(16)
-    invalid: Out(1)
-    overflow: Out(1)
 
     def elaborate(self, platform):
         m = Module()
