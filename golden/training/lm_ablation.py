@@ -7,6 +7,8 @@ its gap to fp32 in %. Variants (all on the fourbit scheme unless named after ano
 
 - ``fp32``, ``fourbit``, ``no_gradscale``: the schemes themselves;
 - ``forward_int4_only``: INT4 forward, float gradients (the float16 dY times the INT4 operands, no FP4);
+- ``fp4_dx_only``, ``fp4_dw_only``: INT4 forward, radix-4 FP4 gradients in the dX (dW) GEMM only, float16
+  gradients in the other;
 - ``backward_fp4_only``: float forward (no SAWB, PACT or input quantizer), radix-4 FP4 gradients with TPR
   and GradScale times the float operands;
 - ``signed_pact``: the signed inputs (qkv, attention output, MLP in) by a learned symmetric PACT clip
@@ -53,16 +55,22 @@ def _accumulated(acc):
 
 
 class ExactGradients:
-    """Gradients as they come (float16, in units of 2**(s - 13)) instead of FP4 codes; the codes are still
-    computed for the layer's statistics."""
+    """Gradients as they come (float16, in units of 2**(s - 13)) instead of FP4 codes in the GEMMs of
+    ``exact_phases`` (0: dX, 1: dW; the others keep the radix-4 codes); the codes are still computed for
+    the layer's statistics."""
 
     phases = (0, 1)
+
+    def __init__(self, exact_phases=(0, 1)):
+        self.exact_phases = exact_phases
 
     def quantize(self, g16, s, phase):
         self._units = g16.astype(np.float32) * np.float32(2.0 ** (FP4_UNIT_SHIFT - s))
         return fp4.quantize(g16, s, phase)
 
     def gemm(self, backend, codes, phase, b, signed_b, width=units.BWD_WIDTH):
+        if phase not in self.exact_phases:
+            return backend.gemm_fp4_int4(codes, phase, b, signed_b=signed_b, width=width)
         g = self._units if phase == 0 else self._units.T       # dX = dY W.T (phase 0); dW.T = dY.T X (phase 1)
         return _accumulated(g @ b.astype(np.float32))
 
@@ -85,6 +93,18 @@ class FloatInput:
 
 def forward_int4_only(model):
     quant = Quant(backend=FloatBackend(), grads=ExactGradients())
+    for layer in model.quantized_layers:
+        layer.quant = quant
+
+
+def fp4_dx_only(model):
+    quant = Quant(backend=FloatBackend(), grads=ExactGradients(exact_phases=(1,)))
+    for layer in model.quantized_layers:
+        layer.quant = quant
+
+
+def fp4_dw_only(model):
+    quant = Quant(backend=FloatBackend(), grads=ExactGradients(exact_phases=(0,)))
     for layer in model.quantized_layers:
         layer.quant = quant
 
@@ -128,6 +148,7 @@ def ends_fp32(model):
 # variant -> (scheme, configure)
 VARIANTS = {"fp32": ("fp32", None), "fourbit": ("fourbit", None), "no_gradscale": ("no_gradscale", None),
             "forward_int4_only": ("fourbit", forward_int4_only), "backward_fp4_only": ("fourbit", backward_fp4_only),
+            "fp4_dx_only": ("fourbit", fp4_dx_only), "fp4_dw_only": ("fourbit", fp4_dw_only),
             "signed_pact": ("fourbit", signed_pact), "pact_calibrated": ("fourbit", pact_calibrated),
             "pact_all": ("fourbit", pact_all), "ends_fp32": ("fourbit", ends_fp32)}
 
