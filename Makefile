@@ -80,10 +80,11 @@ formal: $(STAMP)
 synth: $(STAMP)
 	$(call stage,synth,Yosys + nextpnr for ECP5 and iCE40 into build/synth,$(PY) -m synth $(if $(FAST_ON),--quick) $(SYNTH_ARGS))
 
-# Out of the default flow for its time: the 8x8 arrays (LUT PEs and DSP pairs) on ECP5;
-# its rows merge into build/synth/report.json and stay there, dated, when `make synth` runs again.
+# Out of the default flow for its time: the 8x8 arrays (LUT PEs and DSP pairs) and the 4x4 FP16
+# array on ECP5; their rows merge into build/synth/report.json and stay there, dated, when
+# `make synth` runs again.
 synth-large: $(STAMP)
-	$(call stage,synth-large,the 8x8 array on ECP5 into build/synth,$(PY) -m synth --designs training_array training_array_dsp --arrays 8 $(SYNTH_ARGS))
+	$(call stage,synth-large,the 8x8 arrays and the 4x4 FP16 array on ECP5 into build/synth,$(PY) -m synth --designs training_array training_array_dsp fp16_array --arrays 8 --fp16-arrays 4 $(SYNTH_ARGS))
 
 # Out of the default flow for its time: the largest fourbit and FP16 arrays per ECP5 device (LFE5U-25F,
 # LFE5U-85F; LUT-only and with DSPs), one place and route each, and a training step on each simulated.

@@ -4,7 +4,7 @@ docs/architecture.md describes the dataflow, the ports and the timing; golden/ti
 bit-exact model of what the array emits.
 """
 
-from amaranth import EnableInserter, Module, Mux, Signal, signed
+from amaranth import Cat, EnableInserter, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -13,15 +13,20 @@ from golden.fp4 import S_MAX
 from golden.tiling import K_MAX, SIZE_MAX, SIZE_MIN
 from golden.units import BWD_WIDTH, FWD_WIDTH, WIDTH_MAX, WIDTH_MIN
 
-from .array_pe import FourBitDspPe, FourBitPe, Fp16Pe, MxPe
+from .array_pe import FourBitDspPe, FourBitPe, Fp16PipePe, MxPe
 from .mx_row import FORMATS
 from .params import check_int
 
 SCALE_SHAPE = signed(S_MAX.bit_length() + 1)  # the scale exponent range -32..31
 CommandLayout = data.StructLayout({"mode": 2, "k": K_MAX.bit_length(), "s": SCALE_SHAPE})
 _TileLayout = data.StructLayout({"mode": 2, "s": SCALE_SHAPE})   # what the output beats carry
-_BeatControl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 META_DEPTH = 2   # tiles between their last beat and the start of their drain
+
+
+def _beat_control(sums, fields):
+    """``valid``, ``first`` of a beat; ``last`` bit l: the beat is the last one of ring slot l's sum;
+    the PE's own per-beat flags ``fields``."""
+    return data.StructLayout({"valid": 1, "first": 1, "last": sums, **{name: 1 for name in fields}})
 
 
 def pack_lanes(values):
@@ -109,10 +114,15 @@ class TrainingArray(wiring.Component):
         self.rows = check_int("rows", rows, SIZE_MIN, SIZE_MAX)
         self.cols = check_int("cols", cols, SIZE_MIN, SIZE_MAX)
         self.pe = pe
+        #: Running sums per PE (L): a tile has L*R output rows and L beats per k.
+        self.sums = pe.sums
+        #: Output rows of a tile.
+        self.tile_rows = rows * pe.sums
         #: Cycles from taking the last beat of a tile to its first output row (without stalls).
         self.latency = rows + cols + pe.sum_latency
-        #: Minimum distance in cycles between the last beats of consecutive tiles.
-        self.tile_period = rows + cols - 1 + pe.period_extra
+        #: Minimum distance in cycles from the last beat of a tile to the first beat of the next
+        #: tile's last k (its last beat when L = 1).
+        self.tile_period = self.tile_rows + cols - 1 + pe.period_extra
         # A tile waits in the metadata queue from its last beat for rows + cols - 2 + sum_latency
         # cycles; last beats are at least max(tile_period, depth_step) cycles apart.
         spacing = max(self.tile_period, pe.depth_step)
@@ -122,12 +132,12 @@ class TrainingArray(wiring.Component):
             "cmd": In(stream.Signature(CommandLayout)),
             "a": In(stream.Signature(data.ArrayLayout(pe.operand_width, rows))),
             "b": In(stream.Signature(data.ArrayLayout(pe.operand_width, cols))),
-            "o": Out(stream.Signature(pe.output_layout(rows, cols, SCALE_SHAPE))),
+            "o": Out(stream.Signature(pe.output_layout(self.tile_rows, cols, SCALE_SHAPE))),
             "error": Out(1),
         })
 
     def elaborate(self, platform):
-        rows, cols = self.rows, self.cols
+        rows, cols, sums = self.rows, self.cols, self.sums
         m = Module()
         # Every register of the array advances together; the metadata queue is written and read
         # only in advancing cycles, so it needs no enable of its own.
@@ -147,22 +157,39 @@ class TrainingArray(wiring.Component):
         taken = Signal(len(cmd.k))
         cooldown = Signal(range(self.tile_period))
         mode = Signal(2)
-        first, last = taken == 0, taken == cmd.k - 1
+        first, last = taken == 0, taken == cmd.k - 1   # of the k steps
         can_take = (advance & self.cmd.valid & ~bad & ((cmd.mode == mode) | (meta.level == 0))
                     & (~last | (cooldown == 0)))
+        final = last    # the beat ends the tile
+        if sums > 1:
+            # Beat l of every k of a tile must join the same ring slot: after the tile's first beat
+            # (which starts phase 0 whenever it is taken) beat l is taken only in cycles of phase l.
+            phase, sub = Signal(range(sums), name="phase"), Signal(range(sums), name="sub")
+            starts = first & (sub == 0)
+            can_take &= (sub == phase) | starts
+            step_done = sub == sums - 1
+            final = last & step_done
         take = can_take & self.a.valid & self.b.valid
+        if sums > 1:
+            core.d.sync += phase.eq(Mux(take & starts, 1, Mux(phase == sums - 1, 0, phase + 1)))
         pending = data.View(_TileLayout, meta.w_data)
         m.d.comb += [
             self.a.ready.eq(can_take & self.b.valid),
             self.b.ready.eq(can_take & self.a.valid),
-            self.cmd.ready.eq(advance & (bad | (take & last))),
-            meta.w_en.eq(take & last),
+            self.cmd.ready.eq(advance & (bad | (take & final))),
+            meta.w_en.eq(take & final),
             pending.mode.eq(cmd.mode),
             pending.s.eq(cmd.s),
         ]
+        next_step = taken.eq(Mux(last, 0, taken + 1))
         with core.If(take):
-            core.d.sync += [taken.eq(Mux(last, 0, taken + 1)), mode.eq(cmd.mode)]
-        with core.If(take & last):
+            if sums == 1:
+                core.d.sync += [next_step, mode.eq(cmd.mode)]
+            else:
+                core.d.sync += [mode.eq(cmd.mode), sub.eq(Mux(step_done, 0, sub + 1))]
+                with core.If(step_done):
+                    core.d.sync += next_step
+        with core.If(take & final):
             core.d.sync += cooldown.eq(self.tile_period - 1)
         with core.Elif(cooldown != 0):
             core.d.sync += cooldown.eq(cooldown - 1)
@@ -174,9 +201,9 @@ class TrainingArray(wiring.Component):
         # a PE's sum holds that beat's term sum_latency cycles later.
         lag = self.pe.sum_latency
         fields = self.pe.beat_fields(taken)
-        control = data.StructLayout({"valid": 1, "first": 1, "last": 1, **{name: 1 for name in fields}}) if fields else _BeatControl
-        ctrl = [Signal(control, name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
-        core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(take & last)]
+        ctrl = [Signal(_beat_control(sums, fields), name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
+        last_of_slot = take & last if sums == 1 else Cat(take & last & (sub == slot) for slot in range(sums))
+        core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(last_of_slot)]
         core.d.sync += [ctrl[0][name].eq(take & value) for name, value in fields.items()]
         core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
 
@@ -187,11 +214,12 @@ class TrainingArray(wiring.Component):
         a_lanes = [self._delay(core, self.a.payload[i], rows - i + i % per_pe, f"a{i}_") for i in range(rows)]
         b_lanes = [self._delay(core, self.b.payload[j], j + 1, f"b{j}_") for j in range(cols)]
 
-        # Drain: holding[i] marks shadow row i as still holding the draining tile.
-        holding = Signal(rows)
-        row = Signal(range(rows))
+        # Drain: holding[p] marks shadow entry p of every column (entry l of PE row i at p = i*L + l,
+        # output row p of the tile) as still holding the draining tile.
+        holding = Signal(self.tile_rows)
+        row = Signal(range(self.tile_rows))
         tile = Signal(_TileLayout)
-        start = ctrl[rows + cols - 2 + lag].last  # the last PE (row 0, column C-1) captures
+        start = ctrl[rows + cols - 2 + lag].last[-1]  # the last PE (row 0, column C-1) captures its last sum
         m.d.comb += meta.r_en.eq(start & advance)
         with core.If(start):
             core.d.sync += [holding.eq(-1), row.eq(0), tile.eq(meta.r_data)]
@@ -215,7 +243,7 @@ class TrainingArray(wiring.Component):
                     pe.valid.eq(ctrl[distance].valid),
                     pe.first.eq(ctrl[distance].first),
                     pe.capture.eq(ctrl[distance + lag].last),
-                    *(port.eq(holding[i]) for port, i in zip(lanes(pe, "shift"), span)),
+                    *(port.eq(holding[i * sums:(i + 1) * sums]) for port, i in zip(lanes(pe, "shift"), span)),
                 ]
                 if g < len(spans) - 1:
                     core.d.comb += pe.shift_in.eq(lanes(pes[g + 1][j], "shadow")[0])
@@ -238,17 +266,23 @@ class TrainingArray(wiring.Component):
 
         ``commands`` are the ``(mode, k)`` of valid commands, the first presented with its beats
         in cycle 0; ``o.ready`` is always high. Row r of a tile leaves in cycle first output row + r.
+        A tile takes L beats per k; beat l of a k step is taken only in a cycle t with t - F = l
+        (mod L), F the cycle of the tile's first beat.
         """
+        sums = self.sums
         result = []
         for index, (mode, k) in enumerate(commands):
             if index == 0:
-                first, last = 0, k - 1
+                first, last_step = 0, (k - 1) * sums
             else:
                 prev_mode, (_, prev_last, _) = commands[index - 1][0], result[-1]
                 first = prev_last + (1 if mode == prev_mode else self.latency)
-                last = max(first + k - 1, prev_last + self.tile_period)
-                if k == 1:  # only a tile's last beat waits for the tile period
-                    first = last
+                held = prev_last + self.tile_period   # the earliest beat of the last k step
+                if k == 1:  # only a tile's last k step waits for the tile period
+                    first = last_step = max(first, held)
+                else:       # in its own phase
+                    last_step = first + sums * max(k - 1, -(-(held - first) // sums))
+            last = last_step + sums - 1
             result.append((first, last, last + self.latency))
         return result
 
@@ -277,14 +311,16 @@ class DspTrainingArray(TrainingArray):
 
 
 class Fp16TrainingArray(TrainingArray):
-    """The same array with IEEE binary16 PEs (:class:`rtl.fp16_array_pe.Fp16ProcessingElement`).
+    """The same array with pipelined IEEE binary16 PEs (:class:`rtl.fp16_array_pe.Fp16ProcessingElement`).
 
     Everything in :class:`TrainingArray` holds with these differences: operand lanes are
-    binary16 bit patterns (16 bits), the output beat carries per column the binary16 sum ``acc``
-    with its sticky ``invalid`` and ``overflow`` flags (:mod:`golden.fp16`'s conventions), the
-    three modes run the same FP16 GEMM (the mode still orders the tiles and travels to the output
-    beats, as does ``s``), and the latency is one cycle longer (the product takes two cycles).
-    golden.fp16_tiling models the numerics and the beats.
+    binary16 bit patterns (16 bits); each PE holds L = ``sums`` (6) interleaved running sums, so
+    a command computes an L*R x C tile in L beats per k (beat l of a k step carries the A rows
+    i*L + l and is taken only in a cycle of phase l, see docs/architecture.md) and R*L output rows;
+    the output beat carries per column the binary16 sum ``acc`` with its sticky ``invalid`` and
+    ``overflow`` flags (:mod:`golden.fp16`'s conventions); the three modes run the same FP16 GEMM
+    (the mode still orders the tiles and travels to the output beats, as does ``s``); the latency
+    is R + C + 11. golden.fp16_tiling models the numerics, the beats and the output rows.
 
     Parameters
     ----------
@@ -293,7 +329,7 @@ class Fp16TrainingArray(TrainingArray):
     """
 
     def __init__(self, rows=8, cols=8):
-        self._setup(rows, cols, Fp16Pe())
+        self._setup(rows, cols, Fp16PipePe())
 
 
 class MxTrainingArray(TrainingArray):

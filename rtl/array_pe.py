@@ -5,16 +5,18 @@ anti-diagonals, back-pressure, the shadow drain); a :class:`PeKind` says what di
 number formats (docs/architecture.md, "The PE seam"):
 
 * ``operand_width``: bits of one A lane and one B lane (one operand each);
+* ``sums``: running sums (outputs) per PE, L; a PE with L > 1 adds the term of cycle t to its
+  sum t mod L (interleaved, as in a pipelined adder ring) and has L shadow entries;
 * ``sum_latency``: a PE gets its operands together with their ``valid`` / ``first`` in cycle t;
   the sum including that term is visible to ``capture`` in t + ``sum_latency``;
 * ``rows_per_pe``: rows of a column one PE computes (its top row's timing holds for all of them);
 * ``build(rows)``: one PE covering ``rows`` rows, with the ports ``a``, ``b``, ``valid``, ``first``,
-  ``capture``, ``shift``, ``shift_in``, ``a_out``, ``b_out``, ``shadow``
-  (:class:`rtl.pe.ProcessingElement` documents them; ``a``, ``a_out``, ``shift`` and ``shadow``
-  are per row, :meth:`PeKind.lanes`) and, optionally, mode inputs driven from the tile's mode
-  (:meth:`PeKind.mode_inputs`);
-* ``output_layout(rows, cols)``: the array's output beat, one array per shadow field plus ``row``,
-  ``last``, ``mode``, ``s``;
+  ``capture`` (L bits), ``shift`` (L bits), ``shift_in``, ``a_out``, ``b_out``, ``shadow``
+  (:class:`rtl.pe.ProcessingElement` and :class:`rtl.fp16_array_pe.Fp16ProcessingElement`
+  document them; ``a``, ``a_out``, ``shift`` and ``shadow`` are per row, :meth:`PeKind.lanes`)
+  and, optionally, mode inputs driven from the tile's mode (:meth:`PeKind.mode_inputs`);
+* ``output_layout(rows, cols)``: the array's output beat, one array per shadow field plus ``row``
+  (0 .. rows - 1, where rows = L*R output rows of a tile), ``last``, ``mode``, ``s``;
 * ``outputs(shadow, mode)``: the value of each output field from a shadow and the tile's mode
   (the descale of a scaled accumulator happens here, once per column);
 * optionally (the MX PE uses them): ``beat_fields(taken)``, more per-beat flags on the control
@@ -39,6 +41,7 @@ class PeKind:
     """Base of the PE kinds: the attributes and methods the array uses (see the module docstring)."""
 
     operand_width = None
+    sums = 1
     sum_latency = None
     beat_inputs = ()
     depth_step = 1
@@ -119,10 +122,12 @@ class FourBitDspPe(FourBitPe):
         return [getattr(pe, name)[row] for row in range(pe.rows)]
 
 
-class Fp16Pe(PeKind):
-    """The IEEE binary16 PE (:class:`rtl.fp16_array_pe.Fp16ProcessingElement`); the mode is not used."""
+class Fp16PipePe(PeKind):
+    """The pipelined IEEE binary16 PE with interleaved sums (:class:`rtl.fp16_array_pe.Fp16ProcessingElement`);
+    the mode is not used."""
 
     operand_width = 16
+    sums = Fp16ProcessingElement.SUMS
     sum_latency = Fp16ProcessingElement.SUM_LATENCY
 
     def build(self, rows):

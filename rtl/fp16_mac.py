@@ -283,39 +283,29 @@ Pipelined binary16 MAC: ``acc <- fp16(acc + fp16(a * b))``, one MAC per cycle.
 
     def elaborate(self, platform):
         m = Module()
-        accumulate_products(m, self.a, self.b, self.valid, self.clear, self.acc, self.invalid, self.overflow)
+        valid, clear = self.valid, self.clear    # delayed to the product's stage below
+        m.submodules.multiplier = multiplier = Fp16Multiplier()
+        m.submodules.adder = adder = Fp16Adder()
+
+        for stage in range(Fp16Multiplier.LATENCY):
+            valid_next, clear_next = Signal(name=f"valid_{stage + 1}"), Signal(name=f"clear_{stage + 1}")
+            m.d.sync += [valid_next.eq(valid), clear_next.eq(clear)]
+            valid, clear = valid_next, clear_next
+
+        m.d.comb += [
+            multiplier.a.eq(self.a),
+            multiplier.b.eq(self.b),
+            adder.x.eq(Mux(clear, 0, self.acc)),
+            adder.y.eq(multiplier.p),
+        ]
+        step_invalid = valid & (multiplier.invalid | adder.invalid)
+        step_overflow = valid & (multiplier.overflow | adder.overflow)
+        with m.If(valid):
+            m.d.sync += self.acc.eq(adder.s)
+        with m.Elif(clear):
+            m.d.sync += self.acc.eq(0)
+        m.d.sync += [
+            self.invalid.eq(Mux(clear, 0, self.invalid) | step_invalid),
+            self.overflow.eq(Mux(clear, 0, self.overflow) | step_overflow),
+        ]
         return m
-
-
-def accumulate_products(m, a, b, valid, clear, acc, invalid, overflow, clear_name="clear"):
-    """Add the product ``a * b`` into the binary16 register ``acc`` through an Fp16Multiplier and an Fp16Adder.
-
-    ``valid`` and ``clear`` travel with the product through the multiplier's stages: a valid
-    product is added to ``acc`` (to 0 where ``clear``), a clear alone zeroes ``acc``, and the sticky
-    ``invalid``/``overflow`` registers gather the flags of the valid steps (restarting on ``clear``).
-    ``clear_name`` names the delayed clear signals.
-    """
-    m.submodules.multiplier = multiplier = Fp16Multiplier()
-    m.submodules.adder = adder = Fp16Adder()
-
-    for stage in range(Fp16Multiplier.LATENCY):
-        valid_next, clear_next = Signal(name=f"valid_{stage + 1}"), Signal(name=f"{clear_name}_{stage + 1}")
-        m.d.sync += [valid_next.eq(valid), clear_next.eq(clear)]
-        valid, clear = valid_next, clear_next
-
-    m.d.comb += [
-        multiplier.a.eq(a),
-        multiplier.b.eq(b),
-        adder.x.eq(Mux(clear, 0, acc)),
-        adder.y.eq(multiplier.p),
-    ]
-    step_invalid = valid & (multiplier.invalid | adder.invalid)
-    step_overflow = valid & (multiplier.overflow | adder.overflow)
-    with m.If(valid):
-        m.d.sync += acc.eq(adder.s)
-    with m.Elif(clear):
-        m.d.sync += acc.eq(0)
-    m.d.sync += [
-        invalid.eq(Mux(clear, 0, invalid) | step_invalid),
-        overflow.eq(Mux(clear, 0, overflow) | step_overflow),
-    ]

@@ -1,4 +1,4 @@
-"""``python -m synth [--quick] [--all-runs] [--designs ...] [--arrays N ...] [--seeds N] [--large] [--jobs N]``: synthesize, place, report.
+"""``python -m synth [--quick] [--all-runs] [--designs ...] [--arrays N ...] [--fp16-arrays N ...] [--seeds N] [--large] [--jobs N]``: synthesize, place, report.
 
 Writes the Verilog of each design to build/verilog/, runs Yosys and nextpnr for each design,
 target, mapping and seed (by default the runs of :func:`synth.designs.default_flow`; ``--all-runs``:
@@ -33,6 +33,8 @@ def _parser():
                         help="seeds for the headline rows, Fmax is their median (default: %(default)s)")
     parser.add_argument("--arrays", nargs="+", type=int, metavar="N", default=list(designs_mod.ARRAY_SIZES),
                         help="sides of the square training arrays (default: %(default)s; make synth-large: 8)")
+    parser.add_argument("--fp16-arrays", nargs="+", type=int, metavar="N", default=list(designs_mod.FP16_ARRAY_SIZES),
+                        help="sides of the square FP16 training arrays (default: %(default)s; make synth-large: 4)")
     parser.add_argument("--large", action="store_true", help="also the 16x16 array")
     parser.add_argument("--fresh", action="store_true", help="replace the report instead of merging into it")
     parser.add_argument("--jobs", "-j", metavar="N",
@@ -84,9 +86,11 @@ def main(argv=None):
         raise SystemExit(f"python -m synth: {error}") from None
     from rtl import generate
 
-    if any(side < 1 for side in args.arrays):
-        raise SystemExit(f"python -m synth: --arrays must be positive sides, got {args.arrays}")
-    designs = designs_mod.default_designs(generate, large=args.large, array_sizes=args.arrays)
+    for option, sides in (("--arrays", args.arrays), ("--fp16-arrays", args.fp16_arrays)):
+        if any(side < 1 for side in sides):
+            raise SystemExit(f"python -m synth: {option} must be positive sides, got {sides}")
+    designs = designs_mod.default_designs(generate, large=args.large, array_sizes=args.arrays,
+                                          fp16_array_sizes=args.fp16_arrays)
     if args.designs:
         try:
             designs = designs_mod.select(designs, args.designs, generate)

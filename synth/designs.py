@@ -4,7 +4,9 @@ Every default configuration of :func:`rtl.generate.configurations` is one design
 baseline PE is added with its default parameters if the registry has it but no configuration
 names it; the training array (unit ``"training_array"``, once registered) and its DSP-mapped
 variant (``"training_array_dsp"``) are added at several sizes, the MX training array (unit
-``"mx_array"``) as :data:`MX_ARRAYS` says, ECP5 LUT-only. ``python -m synth --designs`` selects by unit name or by a glob on the design name.
+``"mx_array"``) as :data:`MX_ARRAYS` says, ECP5 LUT-only, the FP16 training array
+(``"fp16_array"``) at the sizes of :data:`FP16_ARRAY_SIZES`. ``python -m synth --designs`` selects
+by unit name or by a glob on the design name.
 """
 
 import fnmatch
@@ -36,6 +38,11 @@ LARGE_ARRAY_SIZES = (16,)
 HEADLINE_ARRAY_SIZE = 4
 #: Largest array side placed on the iCE40 parts (bigger ones do not fit their 5k/8k LUTs).
 ICE40_MAX_ARRAY_SIDE = 4
+#: The FP16 training array, the 16-bit baseline of the chip-level comparison, on ECP5 only (about
+#: 1.2k LUT-equiv per PE: a 2x2 does not fit the iCE40 parts). The default run places the 2x2;
+#: ``--fp16-arrays 4`` (``make synth-large``) the 4x4.
+FP16_ARRAY_UNIT = "fp16_array"
+FP16_ARRAY_SIZES = (2,)
 
 ALL_RUNS = (("ecp5-85f", "lut"), ("ecp5-85f", "dsp"), ("ice40-up5k", "lut"), ("ice40-hx8k", "lut"))
 ECP5_RUNS = (("ecp5-85f", "lut"), ("ecp5-85f", "dsp"))
@@ -111,7 +118,12 @@ def _dsp_array(size):
                   array_size=(size, size))
 
 
-def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
+def _fp16_array(size):
+    return Design(FP16_ARRAY_UNIT, {"rows": size, "cols": size}, ECP5_RUNS, macs_per_cycle=size * size,
+                  array_size=(size, size))
+
+
+def default_designs(generate, large=False, array_sizes=ARRAY_SIZES, fp16_array_sizes=FP16_ARRAY_SIZES):
     """The designs of a full run, given the ``rtl.generate`` module.
 
     Parameters
@@ -122,9 +134,11 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
         Also the arrays of :data:`LARGE_ARRAY_SIZES`.
     array_sizes : tuple of int
         Sides of the square arrays (default :data:`ARRAY_SIZES`).
+    fp16_array_sizes : tuple of int
+        Sides of the square FP16 arrays (default :data:`FP16_ARRAY_SIZES`).
     """
     configurations = [(name, params) for name, params in generate.configurations()
-                      if name not in (ARRAY_UNIT, MX_ARRAY_UNIT)]
+                      if name not in (ARRAY_UNIT, MX_ARRAY_UNIT, FP16_ARRAY_UNIT)]
     for unit in BASELINE_UNITS:
         if unit in generate.UNITS and all(name != unit for name, _ in configurations):
             configurations.append((unit, {}))
@@ -138,6 +152,8 @@ def default_designs(generate, large=False, array_sizes=ARRAY_SIZES):
         designs += [_dsp_array(size) for size in sizes]
     if MX_ARRAY_UNIT in generate.UNITS:
         designs += [_mx_array(size, fmt) for size, fmt in MX_ARRAYS]
+    if FP16_ARRAY_UNIT in generate.UNITS:
+        designs += [_fp16_array(size) for size in fp16_array_sizes]
     return designs
 
 

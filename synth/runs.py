@@ -30,7 +30,7 @@ class PlaceRun:
 #: build/synth/times.json holds measured times.
 EXPECTED_LUTS = {"fp16_mac": 1000, "fp16_pipe_mac": 1500, "shift_mac": 240, "int4_mac": 160,
                  "mx_row": 2700, "fp32_scaled_add": 900, designs_mod.ARRAY_UNIT: 300, designs_mod.MX_ARRAY_UNIT: 500,
-                 designs_mod.DSP_ARRAY_UNIT: 250}
+                 designs_mod.DSP_ARRAY_UNIT: 250, designs_mod.FP16_ARRAY_UNIT: 1200}
 
 
 def estimated_seconds(run):

@@ -182,6 +182,10 @@ class ArrayDriver:
         """golden.tiling tiles of ``mode`` for this array's size and widths."""
         return tiling.tiles(mode, a, b, self.rows, self.cols, s, self.fwd_width, self.bwd_width)
 
+    def expected(self, tiles):
+        """The golden output beats of ``tiles``."""
+        return tiling.output_beats(tiles)
+
     async def run(self, tiles, commands=None):
         """Stream ``tiles`` back to back, collect their output rows, check them; returns :class:`Transfers`.
 
@@ -190,7 +194,7 @@ class ArrayDriver:
         """
         packed, a_beats, b_beats = self.payloads(tiles)
         commands = packed if commands is None else commands
-        expected = len(tiles) * self.rows
+        expected = len(self.expected(tiles))
         rng, clock = self.ctx.rng, CycleCounter()
         cmd, a, b = (TimedSource(self.dut, port, rng, self.valid_rate, clock) for port in ("cmd", "a", "b"))
         out = TimedSink(self.dut, "o", rng, self.ready_rate, clock)

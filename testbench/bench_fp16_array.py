@@ -1,8 +1,9 @@
 """cocotb bench of the FP16 training array (rtl.array.Fp16TrainingArray) against golden.fp16_tiling.
 
 The array is the simulation top, driven through its streams by the 4-bit array's
-:class:`testbench.array_driver.ArrayDriver` with binary16 payloads: GEMMs of all three modes
-(for FP16 the same GEMM on different operands) with random shapes (M, N not multiples of R, C),
+:class:`testbench.array_driver.ArrayDriver` with binary16 payloads in the array's interleaved
+schedule (L beats per k, L*R output rows per tile): GEMMs of all three modes (for FP16 the
+same GEMM on different operands) with random shapes (M, N not multiples of L*R, C),
 K from 1 to a few hundred, random valid gaps and back-pressure, several GEMMs back to back so
 that mode changes meet busy tiles, and GEMMs of corner operands (signed zeros, subnormals,
 Inf, NaN of several payloads, values whose products and sums overflow). Every output row is
@@ -15,7 +16,7 @@ import numpy as np
 from golden import fp16, fp16_tiling
 from golden.tiling import Mode
 from rtl.array import SCALE_SHAPE, pack_command
-from rtl.array_pe import Fp16Pe
+from rtl.array_pe import Fp16PipePe
 
 from .array_driver import RATES, ArrayBench, ArrayDriver, measure_step, random_depth, random_size
 from .bench_train_steps import step_gemms
@@ -49,12 +50,13 @@ class Fp16ArrayDriver(ArrayDriver):
         self.dut, self.ctx = dut, ctx
         self.rows, self.cols = ctx.params["rows"], ctx.params["cols"]
         self.valid_rate, self.ready_rate = valid_rate, ready_rate
-        self.layout = Fp16Pe().output_layout(self.rows, self.cols, SCALE_SHAPE)
+        self.pe = Fp16PipePe()
+        self.layout = self.pe.output_layout(self.rows * self.pe.sums, self.cols, SCALE_SHAPE)
         self.scoreboard = self
         self.records = []
 
     def tiles(self, mode, a, b, s=0):
-        return fp16_tiling.tiles(mode, a, b, self.rows, self.cols, s)
+        return fp16_tiling.tiles(mode, a, b, self.rows, self.cols, s, self.pe.sums)
 
     def payloads(self, tiles):
         return ([pack_command(tile.mode, tile.k, tile.s) for tile in tiles],
@@ -67,7 +69,7 @@ class Fp16ArrayDriver(ArrayDriver):
 
     def _decode(self, index, bits):
         row = self.layout.from_bits(bits)
-        return fp16_tiling.Fp16OutputBeat(index // self.rows, int(row.row), bool(row.last), int(row.mode),
+        return fp16_tiling.Fp16OutputBeat(index // (self.rows * self.pe.sums), int(row.row), bool(row.last), int(row.mode),
                                           int(row.s), np.array(list(row.acc), np.int64),
                                           np.array(list(row.invalid), bool), np.array(list(row.overflow), bool))
 
@@ -87,10 +89,12 @@ class Fp16ArrayDriver(ArrayDriver):
         beat, col = divmod(index, self.cols)
         want = expected[beat]
         tile = tiles[want.tile]
-        lanes = (f"A lane {want.row}: {[hex(v) for v in tile.a_beats[:32, want.row]]}, "
-                 f"B lane {col}: {[hex(v) for v in tile.b_beats[:32, col]]}")
+        lane, slot = divmod(want.row, self.pe.sums)   # the output's PE row and ring slot
+        lanes = (f"A lane {lane}: {[hex(v) for v in tile.a_beats[slot::self.pe.sums][:32, lane]]}, "
+                 f"B lane {col}: {[hex(v) for v in tile.b_beats[slot::self.pe.sums][:32, col]]}")
         return (f"output beat {beat} = tile {want.tile} ({Mode(tile.mode).name}, k={tile.k}, s={tile.s}, output "
-                f"rows {tile.row0}.., columns {tile.col0}..) row {want.row} column {col}; first 32 beats of {lanes}")
+                f"rows {tile.row0}.., columns {tile.col0}..) row {want.row} column {col}; the first 32 k of "
+                f"{lanes} (its beats l = {slot} of every k)")
 
 
 class Fp16ArrayBench(ArrayBench):
@@ -108,7 +112,7 @@ async def run_random(bench, count, draw):
         tiles = []
         for mode in rng.permutation(list(Mode))[:min(count - done, int(rng.integers(1, 4)))]:
             k = random_depth(rng) if done or tiles else 1
-            m, n = random_size(rng, rows), random_size(rng, cols)
+            m, n = random_size(rng, rows * driver.pe.sums), random_size(rng, cols)
             tiles += driver.tiles(Mode(int(mode)), draw(rng, (m, k)), draw(rng, (k, n)), int(rng.integers(-32, 32)))
             done += 1
         await driver.run(tiles)

@@ -1,6 +1,8 @@
-"""The FP16 array bench can fail: an array whose PEs round products ties-away is caught, with a
-report naming the seed, the tile, the output beat, its operand beats, expected and actual values.
-(The array's regressions themselves run in tests/test_cocotb_units.py.)"""
+"""The FP16 array bench can fail: broken arrays are caught, with a report naming the seed, the
+tile, the output beat, its operand beats, expected and actual values. One mutant breaks the
+arithmetic of every PE (products rounded ties-away), one the interleaved schedule (beats taken
+in any cycle, not only in their ring slot's phase, so after an input gap a term joins another
+output's sum). (The array's regressions themselves run in tests/test_cocotb_units.py.)"""
 
 import re
 
@@ -12,21 +14,31 @@ SEED = 7
 PES = 3 * 2
 
 
-def products_ties_away(verilog):
-    """Every PE's multiplier rounds up whenever the guard bit (bit 10 of the normalised product) is
-    set: ``round_up = guard & (sticky | lsb)`` becomes ``round_up = guard``."""
-    pattern = r"(assign \\\$\d+ += \\\$\d+ \[10\]) & \\\$\d+ ;"
+def _replace(verilog, pattern, replacement, why, count=None):
+    """Replace every match of ``pattern``; there must be ``count`` of them (None: at least one)."""
     found = len(re.findall(pattern, verilog))
-    if found != PES:
-        raise AssertionError(f"mutation site {pattern!r} found {found} times, expected one per PE ({PES}); "
-                             "update this mutant to the current rtl/fp16_mac.py")
-    return re.sub(pattern, r"\1;", verilog)
+    if found == 0 or count not in (None, found):
+        raise AssertionError(f"mutation site {pattern!r} ({why}) found {found} times, expected {count or 'some'}; "
+                             "update this mutant to the current RTL")
+    return re.sub(pattern, replacement, verilog)
+
+
+def products_ties_away(verilog):
+    """Every PE's multiplier rounds up whenever the guard bit is set: ``round_up = guard``."""
+    return _replace(verilog, r"assign product_round_up = (prod_norm\[10\]) & \\\$\d+ ;",
+                    r"assign product_round_up = \1;", "rtl/fp16_pipe_mac.py, one per PE", PES)
+
+
+def phase_ignored(verilog):
+    """The intake takes beat l of a k step in any cycle (``sub == phase`` is always true)."""
+    return _replace(verilog, r"= sub == phase;", "= 1'h1;", "rtl/array.py, the intake")
 
 
 @pytest.mark.cocotb
-def test_products_rounded_ties_away_are_caught():
+@pytest.mark.parametrize("mutant", [products_ties_away, phase_ignored], ids=lambda mutant: mutant.__name__)
+def test_broken_arrays_are_caught(mutant):
     target = runner.Target("verilator", "fp16_array", {"rows": 3, "cols": 2},
-                           runner.Mutant("products_ties_away", products_ties_away))
+                           runner.Mutant(mutant.__name__, mutant))
     result = runner.run(target, level="quick", seed=SEED, testcase="random_gemms")
     assert not result.passed, f"the bench passed a broken unit:\n{result.report()}"
     assert result.mismatches > 0

@@ -11,7 +11,7 @@ from synth import designs, flow, report
 
 def fake_generate(units):
     """A stand-in for rtl.generate with the given unit names."""
-    configs = [(name, {"width": 24}) for name in units if name not in ("fp16_mac", "training_array")]
+    configs = [(name, {"width": 24}) for name in units if name not in ("fp16_mac", "training_array", "fp16_array")]
     return types.SimpleNamespace(
         UNITS={name: object for name in units},
         configurations=lambda: [(n, dict(p)) for n, p in configs],
@@ -72,6 +72,15 @@ def test_mx_arrays_in_both_formats_on_ecp5_only_and_out_of_quick():
     assert [d.label for d in mx] == ["mx_array 2x2 (fmt=mxfp4)", "mx_array 4x4 (fmt=mxfp4)", "mx_array 4x4 (fmt=nvfp4)"]
     assert all(d.runs == (designs.HEADLINE_RUN,) and not d.headline for d in mx)
     assert [d.macs_per_cycle for d in mx] == [4, 16, 16]
+    assert [d.label for d in designs.quick(found)] == ["training_array 2x2"]
+
+
+def test_fp16_arrays_on_ecp5_outside_the_quick_run():
+    found = designs.default_designs(fake_generate(["training_array", "fp16_array"]))
+    assert [(d.array_size, d.runs, d.macs_per_cycle) for d in found if d.unit == "fp16_array"] == [
+        ((2, 2), designs.ECP5_RUNS, 4)]
+    four = designs.default_designs(fake_generate(["fp16_array"]), fp16_array_sizes=(4,))
+    assert [(d.label, d.headline) for d in four] == [("fp16_array 4x4", False)]
     assert [d.label for d in designs.quick(found)] == ["training_array 2x2"]
 
 
