@@ -61,7 +61,8 @@ def _per_pe(row, pes, design):
     fmax = [f for f in row["fmax_by_seed"].values() if f is not None]
     median = statistics.median(fmax)
     lut = row["lut_equiv"] / pes
-    return {"design": design, "lut_equiv": lut, "ff": row["ff"] / pes, "dsp": row["dsp"] / pes,
+    return {"design": design, "unit": row["unit"], "pes": pes, "lut_equiv": lut, "ff": row["ff"] / pes,
+            "dsp": row["dsp"] / pes,
             "fmax_mhz": median, "seeds": len(fmax), "mac_per_s_per_klut": report.mac_rates(1, median, lut)[1],
             "date": row.get("date")}
 
@@ -236,6 +237,12 @@ def notes(data):
             f"{scale['per_pe']:,.0f} per PE.")
     else:
         lines.append("NVFP4's FP8 scale multiply: " + not_measured("make synth") + " (mx_row and fp32_scaled_add).")
+    mx_array, nv_array = (costs[name] for name in ("MXFP4", "NVFP4"))
+    if (mx_array and nv_array and mx_array["unit"] == nv_array["unit"] == MX_ARRAY_UNIT
+            and mx_array["pes"] == nv_array["pes"]):
+        lines.append(f"In the MX arrays of {mx_array['pes']} PEs, NVFP4 costs "
+                     f"{nv_array['lut_equiv'] - mx_array['lut_equiv']:,.0f} LUT-equiv per PE more than MXFP4: "
+                     "its scale multiplies and wider float32 units shared by the PEs.")
     return lines
 
 

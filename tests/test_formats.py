@@ -115,9 +115,22 @@ def test_an_mx_array_is_preferred_to_the_row(build):
     lines = _lines(build)
     assert any(line.startswith("| MXFP4 | mx_array 2x2 ÷ 4 | 250 | 200 | 0 | 95.0 | 380.00 M |") for line in lines)
     assert any(line.startswith("| NVFP4 | mx_row of 8 ÷ 8") for line in lines)
+    assert not any(line.startswith("In the MX arrays") for line in lines)   # one array only: no difference
     # 250 / 200 = 1.25x but 95.0 < 100.0 MHz
     assert any("1.25× the LUT-equiv of fourbit's PE at 95.0 against 100.0 MHz" in line and "is missed." in line
                for line in lines)
+
+
+def test_the_nvfp4_array_against_the_mxfp4_array(build):
+    rows = _synth_rows() + [
+        _row("mx_array", "mx_array 4x4 (fmt=mxfp4)", 3200, 2800, {"1": 110.0}, {"rows": 4, "cols": 4, "fmt": "mxfp4"},
+             [4, 4]),
+        _row("mx_array", "mx_array 4x4 (fmt=nvfp4)", 3680, 2800, {"1": 110.0}, {"rows": 4, "cols": 4, "fmt": "nvfp4"},
+             [4, 4])]
+    _write(build / "synth" / "report.json", {"rows": rows})
+    # (3680 - 3200) / 16 = 30 per PE
+    assert ("In the MX arrays of 16 PEs, NVFP4 costs 30 LUT-equiv per PE more than MXFP4: its scale multiplies and "
+            "wider float32 units shared by the PEs.") in _lines(build)
 
 
 def test_missing_inputs_are_named_cells_not_figures(tmp_path):
