@@ -5,7 +5,7 @@ scheme switched off or changed (docs/training.md, "Language model").
 ``build/train/lm_ablation.json``: per variant the validation bits per character of every seed, the mean and
 its gap to fp32 in %. Variants (all on the fourbit scheme unless named after another scheme):
 
-- ``fp32``, ``fourbit``, ``no_gradscale``: the schemes themselves;
+- ``fp32``, ``fourbit``, ``no_gradscale``, ``mxfp4``, ``nvfp4``: the schemes themselves;
 - ``forward_int4_only``: INT4 forward, float gradients (the float16 dY times the INT4 operands, no FP4);
 - ``fp4_dx_only``, ``fp4_dw_only``: INT4 forward, radix-4 FP4 gradients in the dX (dW) GEMM only, float16
   gradients in the other;
@@ -147,6 +147,7 @@ def ends_fp32(model):
 
 # variant -> (scheme, configure)
 VARIANTS = {"fp32": ("fp32", None), "fourbit": ("fourbit", None), "no_gradscale": ("no_gradscale", None),
+            "mxfp4": ("mxfp4", None), "nvfp4": ("nvfp4", None),
             "forward_int4_only": ("fourbit", forward_int4_only), "backward_fp4_only": ("fourbit", backward_fp4_only),
             "fp4_dx_only": ("fourbit", fp4_dx_only), "fp4_dw_only": ("fourbit", fp4_dw_only),
             "signed_pact": ("fourbit", signed_pact), "pact_calibrated": ("fourbit", pact_calibrated),
