@@ -112,6 +112,8 @@ async def run_random(bench, count, draw):
         tiles = []
         for mode in rng.permutation(list(Mode))[:min(count - done, int(rng.integers(1, 4)))]:
             k = random_depth(rng) if done or tiles else 1
+            if ctx.level != "long":   # L beats per k: as many beats per tile as a one-sum array's bench
+                k = -(-k // driver.pe.sums)
             m, n = random_size(rng, rows * driver.pe.sums), random_size(rng, cols)
             tiles += driver.tiles(Mode(int(mode)), draw(rng, (m, k)), draw(rng, (k, n)), int(rng.integers(-32, 32)))
             done += 1
