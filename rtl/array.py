@@ -23,10 +23,10 @@ _TileLayout = data.StructLayout({"mode": 2, "s": SCALE_SHAPE})   # what the outp
 META_DEPTH = 2   # tiles between their last beat and the start of their drain
 
 
-def _beat_control(sums, fields):
+def _beat_control(sums, fields, tag_width):
     """``valid``, ``first`` of a beat; ``last`` bit l: the beat is the last one of ring slot l's sum;
-    the PE's own per-beat flags ``fields``."""
-    return data.StructLayout({"valid": 1, "first": 1, "last": sums, **{name: 1 for name in fields}})
+    ``tag``: its tile's mode tag (``PeKind.mode_tag``); the PE's own per-beat flags ``fields``."""
+    return data.StructLayout({"valid": 1, "first": 1, "last": sums, "tag": tag_width, **{name: 1 for name in fields}})
 
 
 def pack_lanes(values):
@@ -148,16 +148,19 @@ class TrainingArray(wiring.Component):
         # (mode, s) of each tile from its last beat until its drain starts; at most 2 are pending.
         m.submodules.meta = meta = SyncFIFO(width=_TileLayout.size, depth=META_DEPTH)
 
-        # Command and beat intake.
+        # Command and beat intake. No adder between the command and ``take``: whether the tile has
+        # started and whether its next step is the last are registered a step ahead.
         cmd = self.cmd.payload
         bad = (cmd.k == 0) | (cmd.mode == 3)  # 3 is the only 2-bit value that is not a Mode
         bad_depth = self.pe.bad_depth(cmd.k)
         if bad_depth is not None:
             bad = bad | bad_depth
         taken = Signal(len(cmd.k))
+        started = Signal()     # taken != 0
+        next_last = Signal()   # taken == cmd.k - 1, once started
         cooldown = Signal(range(self.tile_period))
         mode = Signal(2)
-        first, last = taken == 0, taken == cmd.k - 1   # of the k steps
+        first, last = ~started, Mux(started, next_last, cmd.k == 1)   # of the k steps
         can_take = (advance & self.cmd.valid & ~bad & ((cmd.mode == mode) | (meta.level == 0))
                     & (~last | (cooldown == 0)))
         final = last    # the beat ends the tile
@@ -181,10 +184,10 @@ class TrainingArray(wiring.Component):
             pending.mode.eq(cmd.mode),
             pending.s.eq(cmd.s),
         ]
-        next_step = taken.eq(Mux(last, 0, taken + 1))
+        next_step = [taken.eq(Mux(last, 0, taken + 1)), started.eq(~last), next_last.eq(taken + 2 == cmd.k)]
         with core.If(take):
             if sums == 1:
-                core.d.sync += [next_step, mode.eq(cmd.mode)]
+                core.d.sync += [*next_step, mode.eq(cmd.mode)]
             else:
                 core.d.sync += [mode.eq(cmd.mode), sub.eq(Mux(step_done, 0, sub + 1))]
                 with core.If(step_done):
@@ -198,12 +201,15 @@ class TrainingArray(wiring.Component):
 
         # Control travels along the anti-diagonals: ctrl[d] is the control of the beat whose operands
         # are at the PEs at distance d from the first PE (row R-1, column 0) in the same cycle;
-        # a PE's sum holds that beat's term sum_latency cycles later.
+        # a PE's sum holds that beat's term sum_latency cycles later. Each beat carries its tile's
+        # mode tag, so that no mode register drives every PE.
         lag = self.pe.sum_latency
         fields = self.pe.beat_fields(taken)
-        ctrl = [Signal(_beat_control(sums, fields), name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
+        tag = self.pe.mode_tag(cmd.mode)
+        ctrl = [Signal(_beat_control(sums, fields, len(tag)), name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
         last_of_slot = take & last if sums == 1 else Cat(take & last & (sub == slot) for slot in range(sums))
-        core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(last_of_slot)]
+        core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(last_of_slot),
+                        ctrl[0].tag.eq(tag)]
         core.d.sync += [ctrl[0][name].eq(take & value) for name, value in fields.items()]
         core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
 
@@ -226,7 +232,6 @@ class TrainingArray(wiring.Component):
         with core.Elif(holding[0]):
             core.d.sync += [holding.eq(holding >> 1), row.eq(row + 1)]
 
-        mode_inputs = self.pe.mode_inputs(mode)
         lanes = self.pe.lanes
         pes = [[self.pe.build(len(span)) for _ in range(cols)] for span in spans]
         for g, span in enumerate(spans):
@@ -238,7 +243,7 @@ class TrainingArray(wiring.Component):
                 core.d.comb += [
                     *(port.eq(value) for port, value in zip(lanes(pe, "a"), a_in)),
                     pe.b.eq(b_lanes[j] if g == len(spans) - 1 else pes[g + 1][j].b_out),
-                    *(getattr(pe, name).eq(value) for name, value in mode_inputs.items()),
+                    *(getattr(pe, name).eq(value) for name, value in self.pe.mode_inputs(ctrl[distance].tag).items()),
                     *(getattr(pe, name).eq(ctrl[distance][name]) for name in self.pe.beat_inputs),
                     pe.valid.eq(ctrl[distance].valid),
                     pe.first.eq(ctrl[distance].first),

@@ -14,7 +14,8 @@ number formats (docs/architecture.md, "The PE seam"):
   ``capture`` (L bits), ``shift`` (L bits), ``shift_in``, ``a_out``, ``b_out``, ``shadow``
   (:class:`rtl.pe.ProcessingElement` and :class:`rtl.fp16_array_pe.Fp16ProcessingElement`
   document them; ``a``, ``a_out``, ``shift`` and ``shadow`` are per row, :meth:`PeKind.lanes`)
-  and, optionally, mode inputs driven from the tile's mode (:meth:`PeKind.mode_inputs`);
+  and, optionally, mode inputs driven from the tag each beat carries to its PEs
+  (:meth:`PeKind.mode_tag`, :meth:`PeKind.mode_inputs`);
 * ``output_layout(rows, cols)``: the array's output beat, one array per shadow field plus ``row``
   (0 .. rows - 1, where rows = L*R output rows of a tile), ``last``, ``mode``, ``s``;
 * ``outputs(shadow, mode)``: the value of each output field from a shadow and the tile's mode
@@ -25,7 +26,7 @@ number formats (docs/architecture.md, "The PE seam"):
   added to the tile period; ``connect_rows(module, pes)``, units shared by the PEs (``pes[i][j]``).
 """
 
-from amaranth import Mux, signed
+from amaranth import Cat, Mux, signed
 from amaranth.lib import data
 
 from golden.tiling import Mode
@@ -56,8 +57,12 @@ class PeKind:
         """The per-row values of a per-row port (``a``, ``a_out``, ``shift``, ``shadow``), top row first."""
         return [getattr(pe, name)]
 
-    def mode_inputs(self, mode):
-        """PE input name -> value for a tile mode ``mode`` (a 2-bit Value); none by default."""
+    def mode_tag(self, mode):
+        """What a beat carries to its PEs of its tile's ``mode`` (a 2-bit Value); nothing by default."""
+        return Cat()
+
+    def mode_inputs(self, tag):
+        """PE input name -> value from the ``mode_tag`` a beat carries; none by default."""
         return {}
 
     def beat_fields(self, taken):
@@ -97,8 +102,11 @@ class FourBitPe(PeKind):
     def build(self, rows):
         return ProcessingElement(fwd_width=self.fwd_width, bwd_width=self.bwd_width)
 
-    def mode_inputs(self, mode):
-        return {"fwd": mode == Mode.FWD, "signed_b": mode != Mode.BWD_WEIGHT, "phase": mode == Mode.BWD_WEIGHT}
+    def mode_tag(self, mode):
+        return Cat(mode == Mode.FWD, mode == Mode.BWD_WEIGHT)
+
+    def mode_inputs(self, tag):
+        return {"fwd": tag[0], "signed_b": ~tag[1], "phase": tag[1]}
 
     def output_fields(self, cols):
         return {"acc": data.ArrayLayout(signed(self.width), cols), "overflow": data.ArrayLayout(1, cols)}
