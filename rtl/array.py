@@ -26,7 +26,8 @@ META_DEPTH = 2   # tiles between their last beat and the start of their drain
 def _beat_control(sums, fields, tag_width):
     """``valid``, ``first`` of a beat; ``last`` bit l: the beat is the last one of ring slot l's sum;
     ``tag``: its tile's mode tag (``PeKind.mode_tag``); the PE's own per-beat flags ``fields``."""
-    return data.StructLayout({"valid": 1, "first": 1, "last": sums, "tag": tag_width, **{name: 1 for name in fields}})
+    tag = {"tag": tag_width} if tag_width else {}
+    return data.StructLayout({"valid": 1, "first": 1, "last": sums, **tag, **{name: 1 for name in fields}})
 
 
 def pack_lanes(values):
@@ -208,8 +209,9 @@ class TrainingArray(wiring.Component):
         tag = self.pe.mode_tag(cmd.mode)
         ctrl = [Signal(_beat_control(sums, fields, len(tag)), name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
         last_of_slot = take & last if sums == 1 else Cat(take & last & (sub == slot) for slot in range(sums))
-        core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(last_of_slot),
-                        ctrl[0].tag.eq(tag)]
+        core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(last_of_slot)]
+        if len(tag):
+            core.d.sync += ctrl[0].tag.eq(tag)
         core.d.sync += [ctrl[0][name].eq(take & value) for name, value in fields.items()]
         core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
 
@@ -243,7 +245,8 @@ class TrainingArray(wiring.Component):
                 core.d.comb += [
                     *(port.eq(value) for port, value in zip(lanes(pe, "a"), a_in)),
                     pe.b.eq(b_lanes[j] if g == len(spans) - 1 else pes[g + 1][j].b_out),
-                    *(getattr(pe, name).eq(value) for name, value in self.pe.mode_inputs(ctrl[distance].tag).items()),
+                    *(getattr(pe, name).eq(value)
+                      for name, value in (self.pe.mode_inputs(ctrl[distance].tag) if len(tag) else {}).items()),
                     *(getattr(pe, name).eq(ctrl[distance][name]) for name in self.pe.beat_inputs),
                     pe.valid.eq(ctrl[distance].valid),
                     pe.first.eq(ctrl[distance].first),

@@ -32,11 +32,11 @@ def test_wrong_forward_clamp_is_caught():
 def pair_without_borrow(verilog):
     """DspTrainingArray mutant: the lower row of each PE pair drops the borrow of the packed product's low half.
 
-    Lane 1's FWD carry-in is the sign bit (bit 7) of the packed product, ``fwd ? <product> [7] : a[7]``
+    Lane 1's FWD carry-in is the sign bit (bit 7) of the packed product, ``<fwd> ? <product> [7] : a[7]``
     in every 2-row PE; adding 0 instead makes a1*b one too small whenever a0*b is negative.
     """
     pairs = verilog.count("* $signed(operands[")
-    return runner.mutate(verilog, r"= fwd \? (\\\$\d+ )\[7\] : a\[7\];", "= fwd ? 1'h0 : a[7];", pairs,
+    return runner.mutate(verilog, r"= ([^?;=]+) \? \\\$\d+ \[7\] : a\[7\];", r"= \1 ? 1'h0 : a[7];", pairs,
                          "rtl/dsp_pair_pe.py")
 
 
