@@ -55,6 +55,8 @@ BUDGET, ACCEPT = 0.85, 0.88
 FIT_SIZES = ((2, 2), (2, 4), (4, 2), (3, 3), (4, 4))
 #: For arrays of about 1,000 LUT-equiv per PE (FP16), where a 4 x 4 takes long in Yosys.
 SMALL_FIT_SIZES = FIT_SIZES[:4]
+#: For arrays whose PEs pair rows (even R only: R/2 hard multipliers per column).
+EVEN_ROW_FIT_SIZES = ((2, 2), (2, 4), (4, 2), (4, 4))   # (2, 3) trips an assertion in Yosys 0.70
 #: Longest side over shortest side of a chosen array: the model is fitted to aspect ratios up to 2,
 #: and a skinny array pays a tile period R + C - 1 out of proportion to its PEs.
 MAX_ASPECT = 2
@@ -93,6 +95,9 @@ class ArrayKind:
         pipelined PE has 6, with the one-cycle PE 1).
     fit_sizes : tuple of (R, C)
         Sizes of the Yosys-only runs its cost model is fitted to.
+    row_step : int
+        R is a multiple of this (2 where PEs pair rows: an odd R has a lone row that the linear
+        model does not price).
     """
 
     name: str
@@ -105,16 +110,16 @@ class ArrayKind:
     pe_unit: str
     sums: int = 1
     fit_sizes: tuple = FIT_SIZES
+    row_step: int = 1
 
 
 ARRAY_KINDS = (
     ArrayKind("fourbit", "training_array", "fourbit", MAPPINGS, 1, 0,
               "fourbit TrainingArray, 3-mode PE (INT4 x INT4 and FP4 x INT4)", "int4_mac"),
     ArrayKind("fourbit-dsp", "training_array_dsp", "fourbit", ("dsp",), 1, 1,
-              "DspTrainingArray, two rows' INT4 products on one MULT18X18D", "int4_mac_pair_dsp"),
-    ArrayKind("fp16", "fp16_array", "fp16", MAPPINGS, 1, 0,
-              "Fp16TrainingArray, one-cycle-accumulate FP16 PE", "fp16_mac", fit_sizes=SMALL_FIT_SIZES),
-    ArrayKind("fp16-pipe", "fp16_array", "fp16", MAPPINGS, 1, 1,
+              "DspTrainingArray, two rows' INT4 products on one MULT18X18D", "int4_mac_pair_dsp",
+              fit_sizes=EVEN_ROW_FIT_SIZES, row_step=2),
+    ArrayKind("fp16", "fp16_array", "fp16", MAPPINGS, 1, 1,
               "Fp16TrainingArray, pipelined FP16 PE (6 interleaved sums)", "fp16_pipe_mac", sums=6,
               fit_sizes=SMALL_FIT_SIZES),
 )
@@ -197,14 +202,14 @@ def predict(model, size):
             for count in COUNTS}
 
 
-def largest_size(model, device, mapping, below=None, budget=BUDGET):
+def largest_size(model, device, mapping, below=None, budget=BUDGET, row_step=1):
     """The R x C with the most PEs that the model puts within ``budget`` of ``device``'s LUTs (and,
     for the dsp mapping, within its multipliers); ``below`` limits the PE count (a step down).
 
     Raises :class:`DoesNotFit` when not even 2 x 2 fits.
     """
     best = None
-    for rows in range(SIZE_MIN, SIZE_MAX + 1):
+    for rows in range(SIZE_MIN + (-SIZE_MIN) % row_step, SIZE_MAX + 1, row_step):
         for cols in range(SIZE_MIN, SIZE_MAX + 1):
             if (below is not None and rows * cols >= below) or max(rows, cols) > MAX_ASPECT * min(rows, cols):
                 continue
@@ -342,20 +347,35 @@ def model_step_cycles(kind, size, shapes):
                          lambda array: [gemm_cycles(array, Mode(mode), m, k, n) for mode, m, k, n in shapes])
 
 
-def simulate_step(kind, size, sim="verilator"):
-    """Run the training_step test of ``kind``'s bench at ``size``; returns what it measured (kept,
-    with the Verilog's hash, in the bench's file: an unchanged array is not simulated again)."""
+def _step_file(kind, size):
+    """(the bench's file of ``kind`` at ``size``, the sha256 of the array's Verilog)."""
     from rtl import generate
-    from testbench import runner
     from testbench.array_driver import STEP_DIR
 
     params = {"rows": size[0], "cols": size[1]}
     with jobs.locked(VERILOG_DIR / ".lock"):
         verilog = hashlib.sha256(Path(generate.write_verilog(kind.unit, params, VERILOG_DIR)).read_bytes()).hexdigest()
-    path = STEP_DIR / f"{generate.module_name(kind.unit, params)}.json"
-    if path.is_file() and json.loads(path.read_text()).get("verilog_sha256") == verilog:
-        return {**json.loads(path.read_text()), "cached": True}
-    result = runner.run(runner.Target(sim, kind.unit, params), level="quick", testcase="training_step", record=False)
+    return STEP_DIR / f"{generate.module_name(kind.unit, params)}.json", verilog
+
+
+def cached_step(kind, size):
+    """What an earlier :func:`simulate_step` measured on the same Verilog, else None."""
+    path, verilog = _step_file(kind, size)
+    measured = json.loads(path.read_text()) if path.is_file() else {}
+    return {**measured, "cached": True} if measured.get("verilog_sha256") == verilog else None
+
+
+def simulate_step(kind, size, sim="verilator", reuse=True):
+    """Run the training_step test of ``kind``'s bench at ``size``; returns what it measured (kept,
+    with the Verilog's hash, in the bench's file: with ``reuse`` an unchanged array is not simulated again)."""
+    from testbench import runner
+
+    earlier = cached_step(kind, size) if reuse else None
+    if earlier:
+        return earlier
+    path, verilog = _step_file(kind, size)
+    result = runner.run(runner.Target(sim, kind.unit, {"rows": size[0], "cols": size[1]}), level="quick",
+                        testcase="training_step", record=False)
     if not result.passed:
         raise SystemExit(f"python -m synth.chip: the training step on {label(kind, size)} failed:\n{result.report()}")
     measured = {**json.loads(path.read_text()), "verilog_sha256": verilog,
@@ -377,40 +397,6 @@ class StepRun:
 def run_step(job):
     start = time.monotonic()
     return {**simulate_step(job.kind, job.size), "wall_seconds": time.monotonic() - start}
-
-
-# ---------------------------------------------------------------------------------------------
-# The per-PE estimate of an FP16 array with the pipelined PE (while no such array exists)
-
-
-def pipelined_estimate(models, synth_report, budget=BUDGET):
-    """Per device and mapping: the one-cycle FP16 array's cost model with its PE swapped for the
-    pipelined FP16 MAC (the LUT difference of the two MACs in build/synth/report.json) and that
-    MAC's Fmax. An estimate: such an array (S interleaved sums need S outputs per PE) is not built."""
-    rows = {(r["unit"], r["mapping"]): r for r in (synth_report or {}).get("rows", [])
-            if r["target"] == SYNTH_TARGET and r["fits"]}
-    estimates = []
-    for mapping in MAPPINGS:
-        one_cycle, pipelined = rows.get(("fp16_mac", mapping)), rows.get(("fp16_pipe_mac", mapping))
-        model = models.get(("fp16", mapping))
-        if not (one_cycle and pipelined and model):
-            continue
-        swapped = {count: dict(model[count]) for count in COUNTS}
-        for count in COUNTS:
-            swapped[count]["per_pe"] += pipelined[count] - one_cycle[count]
-        for part, device in DEVICES.items():
-            try:
-                size = largest_size(swapped, device, mapping, budget=budget)
-            except DoesNotFit:
-                continue
-            pes, counts = size[0] * size[1], predict(swapped, size)
-            estimates.append({"device": part, "mapping": mapping, "size": list(size), "pes": pes, **counts,
-                              "fmax_mhz": pipelined["fmax_mhz"],
-                              "gmac_per_s": pes * pipelined["fmax_mhz"] / 1000,
-                              "pe": {"one_cycle": {c: one_cycle[c] for c in COUNTS},
-                                     "pipelined": {c: pipelined[c] for c in COUNTS},
-                                     "pipelined_date": pipelined.get("date")}})
-    return estimates
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +478,6 @@ ARRAY_HEADER = ["device", "mapping", "array", "size", "PEs", "LUT-equiv (predict
 #: How far ``python -m synth.chip --stop-after`` goes at the chosen sizes (default: all the way).
 STAGES = ("predict", "yosys", "place")
 RATIO_HEADER = ["device", "mapping", "fourbit / FP16 arrays", "GMAC/s ratio", "training-step speed-up"]
-ESTIMATE_HEADER = ["device", "mapping", "size", "PEs", "LUT-equiv", "DSP", "Fmax MHz (the PE's)", "GMAC/s"]
 
 
 def array_rows(report):
@@ -523,11 +508,6 @@ def ratio_rows(report):
             for c in report["comparisons"]]
 
 
-def estimate_rows(report):
-    return [[e["device"], e["mapping"], f"{e['size'][0]}x{e['size'][1]}", _fmt(e["pes"]), _fmt(e["lut_equiv"]),
-             _fmt(e["dsp"]), f"{e['fmax_mhz']:.1f}", f"{e['gmac_per_s']:.2f}"] for e in report["estimates"]]
-
-
 def _table(header, rows):
     return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
             *["| " + " | ".join(row) + " |" for row in rows], ""]
@@ -544,9 +524,6 @@ def markdown(report):
              step_sentence(report), "",
              "## fourbit / FP16", "", *_table(RATIO_HEADER, ratio_rows(report)),
              *[f"- {note}" for note in report["notes"]], ""]
-    if report["estimates"]:
-        lines += ["## Estimate: an FP16 array with the pipelined FP16 PE (not built)", "",
-                  *_table(ESTIMATE_HEADER, estimate_rows(report))]
     lines += ["## Cost models (Yosys, ECP5)", "",
               *_table(["array", "mapping", "count", "per PE", "per row", "per column", "fixed"],
                       [[m["kind"], m["mapping"], count, *(f"{m['model'][count][k]:.1f}" for k in
@@ -605,7 +582,8 @@ def _parser():
                         help=f"array kinds among {sorted(KINDS)} (default: the best available of each format)")
     parser.add_argument("--size", action="append", default=[], metavar="KIND=RxC",
                         help="measure this size instead of the predicted one (on every device and mapping)")
-    parser.add_argument("--no-sim", action="store_true", help="no training-step simulation (timing model only)")
+    parser.add_argument("--no-sim", action="store_true",
+                        help="no new training-step simulation (earlier ones of the same arrays still count)")
     parser.add_argument("--stop-after", choices=STAGES, default="place",
                         help="at the chosen sizes: the cost model's prediction only, or also Yosys, or also place and "
                              "route (default); rows without Fmax get an estimate, labelled, and a later run replaces them")
@@ -651,7 +629,7 @@ def main(argv=None):
                     check_size(kind, explicit[kind.name], model, DEVICES[part])
                     plans[kind, mapping, part] = explicit[kind.name]
                 else:
-                    plans[kind, mapping, part] = largest_size(model, DEVICES[part], mapping)
+                    plans[kind, mapping, part] = largest_size(model, DEVICES[part], mapping, row_step=kind.row_step)
             except DoesNotFit as error:
                 raise SystemExit(f"python -m synth.chip: {kind.name}, {mapping} mapping: {error}") from None
 
@@ -669,7 +647,7 @@ def main(argv=None):
     for job in first:
         if placed[job]["fmax_mhz"] is None and job.kind.name not in explicit and not placed[job].get("not_placed"):
             smaller = largest_size(models[job.kind.name, job.mapping], DEVICES[job.device], job.mapping,
-                                   below=job.size[0] * job.size[1])
+                                   below=job.size[0] * job.size[1], row_step=job.kind.row_step)
             retries[job] = Placement(job.kind, smaller, job.mapping, job.device, job.place)
     placed.update(_run_all(run_placement, list(retries.values()), n_jobs, history, estimate, "place (step down)"))
 
@@ -695,7 +673,12 @@ def main(argv=None):
                 "step": {"model_cycles_by_gemm": model_step_cycles(final.kind, final.size, shapes)},
             })
     steps = {}
-    if not args.no_sim:
+    if args.no_sim:   # what earlier runs simulated on the same Verilog still counts
+        for row in rows:
+            measured = cached_step(KINDS[row["kind"]], tuple(row["size"]))
+            if measured:
+                steps[row["kind"], tuple(row["size"])] = measured
+    else:
         sims = list({StepRun(KINDS[r["kind"]], tuple(r["size"])) for r in rows})
         sims = jobs.longest_first(sims, lambda s: s.key, lambda s: s.size[0] * s.size[1], history)
         for done, (job, result, error) in enumerate(jobs.run(run_step, sims, n_jobs), 1):
@@ -767,16 +750,9 @@ def merge(previous, this_run, model_entries, rows, shapes):
 
     rows = replace(previous.get("rows", []), rows, lambda r: (r["device"], r["mapping"], r["kind"]))
     model_entries = replace(previous.get("models", []), model_entries, lambda m: (m["kind"], m["mapping"]))
-    fp16_kinds = {r["kind"] for r in rows if r["fmt"] == "fp16"}
-    only_one_cycle = fp16_kinds == {"fp16"}
     notes = [f"{kind}: Yosys infers no MULT18X18D for this array, so its dsp mapping is its LUT-only design "
              "(placed once, listed under both mappings)." for kind in sorted({r["kind"] for r in rows if r["same_as_lut"]})]
-    if only_one_cycle:
-        notes.append("The FP16 arrays here use the one-cycle-accumulate FP16 PE (about 32 MHz): no FP16 array "
-                     "with the pipelined FP16 PE exists yet, so these ratios flatter fourbit; the estimate below "
-                     "swaps in the pipelined PE per PE.")
     synth_report = _previous("build/synth/report.json")
-    models = {(m["kind"], m["mapping"]): m["model"] for m in model_entries}
     runs = [*previous.get("runs", []), this_run]
     report = {
         "generated_utc": this_run["date"], "cores": this_run["cores"], "load_average": this_run["load_average"],
@@ -786,7 +762,6 @@ def merge(previous, this_run, model_entries, rows, shapes):
         "models": model_entries,
         "step_gemms": [{"mode": Mode(mode).name, "shape": [m, k, n]} for mode, m, k, n in shapes],
         "rows": with_estimates(rows, synth_report), "notes": notes, "step_runs": step_runs(),
-        "estimates": pipelined_estimate(models, synth_report) if only_one_cycle else [],
     }
     return {**report, "comparisons": comparisons(report["rows"])}
 

@@ -346,10 +346,6 @@ def chip_section(build):
     section.tables.append(Table(chip.ARRAY_HEADER, chip.array_rows(report), "lll" + "r" * (len(chip.ARRAY_HEADER) - 3)))
     section.tables.append(Table(chip.RATIO_HEADER, chip.ratio_rows(report), "lllrr"))
     section.paragraphs += [chip.step_sentence(report), *report["notes"]]
-    if report["estimates"]:
-        section.paragraphs.append("Estimate, not built: an FP16 array with the pipelined FP16 PE (the one-cycle "
-                                  "array's cost model with the PE's LUTs swapped, the PE's Fmax).")
-        section.tables.append(Table(chip.ESTIMATE_HEADER, chip.estimate_rows(report), "ll" + "r" * 6))
     return section, {"date": report["generated_utc"], "comparisons": report["comparisons"]}
 
 
