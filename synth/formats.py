@@ -10,11 +10,12 @@ has not run is a "not measured: run make X" cell.
 """
 
 import argparse
-import datetime
 import json
 import statistics
 import sys
 from pathlib import Path
+
+from rtl import tools
 
 from . import report, sweep
 from .designs import ARRAY_UNIT, BASELINE_UNITS, HEADLINE_RUN
@@ -285,7 +286,7 @@ def readme(text, table):
     _, found_end, tail = rest.partition(end)
     if not found or not found_end:
         raise ValueError(f"the README has no {begin!r} ... {end!r} markers")
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = tools.utc_stamp()
     return f"{head}{begin}\n\nGenerated {stamp} from build/ by `python -m synth.formats`.\n\n{table}\n{end}{tail}"
 
 

@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtl import tools
+
 STAGES = ("selfcheck", "verilog", "sim", "synth", "train")
 DEFAULT_FLOW = (*STAGES, "report")
 SIM_LEVELS = ("long", "full", "quick")
@@ -80,8 +82,7 @@ def _si(value, unit=""):
 
 
 def _mtime_utc(path):
-    stamp = datetime.datetime.fromtimestamp(Path(path).stat().st_mtime, datetime.timezone.utc)
-    return stamp.strftime("%Y-%m-%d %H:%M UTC")
+    return tools.utc_stamp(datetime.datetime.fromtimestamp(Path(path).stat().st_mtime, datetime.timezone.utc))
 
 
 def stages_section(build):
@@ -459,7 +460,7 @@ def key_figures(key):
 
 
 def _header_lines():
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = tools.utc_stamp()
     return (f"Generated {now} on {platform.node() or 'this machine'} ({os.cpu_count()} cores, "
             f"Python {platform.python_version()}, {platform.system()} {platform.release()}).")
 

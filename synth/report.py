@@ -5,10 +5,11 @@ seeds that were run. Throughput is MACs per cycle times Fmax; efficiency is that
 1000 LUT-equivalents (see :mod:`synth.flow` for how LUT-equivalents are counted).
 """
 
-import datetime
 import json
 import statistics
 from pathlib import Path
+
+from rtl import tools
 
 from . import flow
 from .designs import ARRAY_UNIT, BASELINE_UNITS, HEADLINE_RUN
@@ -32,10 +33,6 @@ def mac_rates(macs_per_cycle, fmax_mhz, lut_equiv):
         return None, None
     rate = macs_per_cycle * fmax_mhz * 1e6
     return rate, (rate / (lut_equiv / 1000) if lut_equiv else None)
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def make_row(design, module, results):
@@ -67,7 +64,7 @@ def make_row(design, module, results):
         "utilization": first["utilization"],
         "verilog_sha256": first["verilog_sha256"],
         "tools": first["tools"],
-        "date": _now(),
+        "date": tools.utc_stamp(),
     }
 
 
@@ -281,10 +278,10 @@ def write(rows, runs, out_dir, seeds_headline, failures=()):
     """Write report.json, report.md and the plots into ``out_dir``; returns the report dict."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tools = dict(rows[0]["tools"]) if rows else flow.tool_versions()
+    versions = dict(rows[0]["tools"]) if rows else flow.tool_versions()
     report = {
-        "generated_utc": _now(),
-        "tools": tools,
+        "generated_utc": tools.utc_stamp(),
+        "tools": versions,
         "method": method_notes(seeds_headline),
         "runs": [list(run) for run in runs],
         "headline": headline(rows),

