@@ -13,6 +13,7 @@ Hadamard transform of the gradient GEMMs.
 """
 
 import functools
+import math
 
 import numpy as np
 
@@ -283,58 +284,79 @@ def fake_quantize(x, fmt, rounding="even", rng=None, tiles_2d=False):
     return decoded, int(np.count_nonzero(invalid))
 
 
+# up to this many rows per element of a block, numpy's reduction beats the column loop of _block_max
+_REDUCE_ROWS_PER_WIDTH = 16
+
+
 def _block_max(a):
-    """Maximum over the last (short) axis, one column at a time into a running maximum: about twice as fast
-    as numpy's reduction over a short axis (a long axis, such as a 16x16 tile's, is numpy's fast case). NaN
-    propagates, as in ``np.max``."""
-    if a.shape[-1] > MX_BLOCK:
-        return a.max(axis=-1)
-    columns = a.reshape(-1, a.shape[-1])
+    """Maximum over the last axis of float32 magnitudes ``a`` (sign bits clear), taken on their bit patterns
+    as int32, which order as the values do (a block with NaN or Inf gets a non-finite maximum).
+
+    A short axis (a 16 or 32 block) over many rows is reduced one column at a time into a running maximum,
+    about twice as fast as numpy's reduction over a short axis; few rows (where the per-call cost of that
+    loop dominates) and a long axis (a 16x16 tile) take numpy's reduction.
+    """
+    bits = a.view(np.int32)
+    if a.shape[-1] > MX_BLOCK or a.size <= _REDUCE_ROWS_PER_WIDTH * a.shape[-1] ** 2:
+        return bits.max(axis=-1).view(np.float32)
+    columns = bits.reshape(-1, a.shape[-1])
     result = columns[:, 0].copy()
     for column in range(1, columns.shape[1]):
         np.maximum(result, columns[:, column], out=result)
-    return result.reshape(a.shape[:-1])
+    return result.reshape(a.shape[:-1]).view(np.float32)
 
 
 def _round_by_magic(v, min_field, offset, top, rng=None):
     """Finite float32 ``v >= 0`` rounded to a 1-bit (E2M1: min_field 127, offset 22) or 3-bit (E4M3: 121,
     20) mantissa grid, saturating at ``top``: nearest-even, or stochastic as :func:`round_to_grid`.
 
-    The spacing at v is 2**(max(exponent field, min_field) + offset - 127 - 23); adding and subtracting
-    2**(that + 23) rounds v to it.
+    The spacing at v is s = 2**(max(exponent field, min_field) + offset - 127 - 23); adding and
+    subtracting 2**23 s rounds v to it. Stochastic: q = v / s (exact, s a power of two) has the integer
+    part floor(q) = lo / s and the fraction (v - lo) / s, so u * (hi - lo) < v - lo is u < q - floor(q).
     """
-    magic_bits = v.view(np.uint32) & np.uint32(0x7F800000)
-    np.maximum(magic_bits, _filled(v.shape, np.uint32(min_field << 23)), out=magic_bits)
-    magic_bits += np.uint32(offset << 23)
-    magic = magic_bits.view(np.float32)
-    rounded = v + magic
-    rounded -= magic
+    field_bits = v.view(np.uint32) & np.uint32(0x7F800000)
+    np.maximum(field_bits, _filled(v.shape, np.uint32(min_field << 23)), out=field_bits)
     if rng is not None:
         u = rng.random(v.shape, dtype=np.float32)
-        spacing = magic
-        spacing *= np.float32(2.0**-23)
-        step = np.greater(rounded, v)
-        rounded -= spacing * step                   # lo, the grid point at or below v
-        u *= spacing
-        np.less(u, np.subtract(v, rounded), out=step)
-        spacing *= step
-        rounded += spacing                          # hi where u * (hi - lo) < v - lo
+        field_bits += np.uint32((offset - 23) << 23 & 0xFFFFFFFF)   # the bits of s
+        inverse = np.subtract(np.uint32(254 << 23), field_bits).view(np.float32)  # 1 / s
+        spacing = field_bits.view(np.float32)
+        scaled = np.multiply(v, inverse, out=inverse)
+        rounded = np.floor(scaled)
+        scaled -= rounded
+        rounded += np.less(u, scaled)                # hi where u < (v - lo) / s
+        rounded *= spacing
+        return np.minimum(rounded, _filled(v.shape, np.float32(top)), out=rounded)
+    field_bits += np.uint32(offset << 23)
+    magic = field_bits.view(np.float32)
+    rounded = v + magic
+    rounded -= magic
     return np.minimum(rounded, _filled(v.shape, np.float32(top)), out=rounded)
 
 
-@functools.lru_cache(maxsize=32, typed=True)
+_FILLED = {}
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
 def _filled(shape, value):
     """A read-only array of ``shape`` filled with the numpy scalar ``value``: numpy's minimum and maximum
-    against a whole array run several times faster than against a broadcast scalar."""
-    array = np.full(shape, value)
-    array.flags.writeable = False
-    return array
+    against a whole array run several times faster than against a broadcast scalar. Every shape is a view
+    of one buffer per value, grown (at least doubled) to the largest size asked for, so the cache holds
+    every operand shape of a run (a cache of 32 arrays evicted itself on every call in models with more)."""
+    size = math.prod(shape)
+    key = (value.dtype.str, value.item())
+    buffer = _FILLED.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = np.full(max(size, 0 if buffer is None else 2 * buffer.size), value)
+        buffer.flags.writeable = False
+        _FILLED[key] = buffer
+    return buffer[:size].reshape(shape)
 
 
 def _per_element(block_values, blocks):
     """``block_values`` (one per block) repeated across each block of ``blocks``: a contiguous operand, much
     faster in numpy's element-wise arithmetic than the broadcast ``block_values[..., None]``."""
-    return np.repeat(block_values, blocks.shape[-1]).reshape(blocks.shape)
+    return block_values.repeat(blocks.shape[-1]).reshape(blocks.shape)
 
 
 def _check_codes(codes):
