@@ -5,7 +5,8 @@ it also rewrites the README's copy between its ``formats:begin``/``formats:end``
 ``python -m synth.project_report`` puts it and the plot of accuracy gap against MAC/s per 1k LUT
 into the report. Every figure comes from a stage's results: build/synth/report.json (one PE on
 ECP5-85F LUT-only, Fmax the median of the seeds placed), build/chip/chip.json (chip-level GMAC/s)
-and the training table (build/train/results.json, else its quick version). A figure whose stage
+and the training table (build/train/results.json, else its quick version, and for the rows these
+lack docs/training_table.json, the committed copy of the last full table). A figure whose stage
 has not run is a "not measured: run make X" cell.
 """
 
@@ -32,6 +33,8 @@ FORMATS = (
 #: (dataset, model, column heading, unit of the gap, the command whose table holds the row).
 ACCURACY_ROWS = (("digits", "mlp", "digits-MLP gap", "points", "make train-quick"),
                  ("pydoc", "transformer", "char-LM bpc gap", "%", "make train"))
+#: The committed copy of the last full training table (golden.training.table writes it after a full run).
+RECORD = Path(__file__).resolve().parents[1] / "docs" / "training_table.json"
 CHIP_DEVICE, CHIP_MAPPING = "LFE5U-85F", "lut"
 PLOT = "formats_gap_vs_efficiency.png"
 MARKERS = ("<!-- formats:begin: python -m synth.formats --readme README.md -->", "<!-- formats:end -->")
@@ -118,14 +121,19 @@ def chip_entry(chip, fmt):
     return cell
 
 
-def training_table(build):
-    """(results, the command that made them, their path) of the full training table, else the quick one."""
+def training_tables(build, record=RECORD):
+    """The training tables in order of preference, each ``(results, the command that made them, where)``:
+    build/train/results.json (the full table), build/train/quick/results.json, then ``record``, the
+    committed copy of the last full ``make train`` (its rows and date, for a build that did not run it)."""
+    tables = []
     for path, command in ((build / "train" / "results.json", "make train"),
-                          (build / "train" / "quick" / "results.json", "make train-quick")):
-        results = _load(path)
+                          (build / "train" / "quick" / "results.json", "make train-quick"), (record, "make train")):
+        results = _load(Path(path)) if path else None
         if results is not None:
-            return results, command, path
-    return None, None, None
+            where = (f"{Path(path).parent.name}/{Path(path).name} (the last full make train, finished "
+                     f"{results['finished_utc']})") if path == record else path
+            tables.append((results, command, where))
+    return tables
 
 
 def gap(results, scheme, dataset, model):
@@ -158,21 +166,28 @@ def scale_multiply(rows):
             "columns": columns, "per_pe": (row_delta - unit_delta) / columns}
 
 
-def collect(build):
-    """The per-format entries (cost or None, chip GMAC/s, gaps) and what their inputs were."""
+def collect(build, record=RECORD):
+    """The per-format entries (cost or None, chip GMAC/s, gaps) and what their inputs were; each accuracy
+    column comes from the first training table (:func:`training_tables`) that has its row."""
     build = Path(build)
     synth = _load(build / "synth" / "report.json")
     chip = _load(build / "chip" / "chip.json")
-    results, train_command, train_path = training_table(build)
+    tables = training_tables(build, record)
+    sources = [next(((results, command, where) for results, command, where in tables
+                     if gap(results, "fourbit", dataset, model) is not None), (None, None, None))
+               for dataset, model, *_ in ACCURACY_ROWS]
     rows = synth["rows"] if synth else []
     entries = [{"format": name, "scheme": scheme, "cost": cost(rows, array_unit, row_format),
                 "chip": chip_entry(chip, scheme or "fp16"),
                 "gaps": [gap(results, scheme, dataset, model) if scheme else None
-                         for dataset, model, *_ in ACCURACY_ROWS]}
+                         for (dataset, model, *_), (results, _, _) in zip(ACCURACY_ROWS, sources)]}
                for name, scheme, array_unit, row_format in FORMATS]
-    epochs = next((r.get("epochs") for r in (results or {}).get("rows", [])), None)
-    return {"entries": entries, "train_command": train_command, "train_path": train_path, "train_epochs": epochs,
-            "scale_multiply": scale_multiply(rows)}
+    train_sources = [{"column": heading, "command": command, "path": where,
+                      "epochs": next((r.get("epochs") for r in results["rows"]
+                                      if (r["dataset"], r["model"]) == (dataset, model)), None)}
+                     for (dataset, model, heading, *_), (results, command, where) in zip(ACCURACY_ROWS, sources)
+                     if results is not None]
+    return {"entries": entries, "train_sources": train_sources, "scale_multiply": scale_multiply(rows)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,12 +230,13 @@ def notes(data):
     dates = sorted(c["date"] for c in costs.values() if c and c.get("date"))
     if dates:
         lines[0] += f" Synthesis rows of {dates[0]}" + (f" to {dates[-1]}." if dates[-1] != dates[0] else ".")
-    if data["train_command"]:
-        quick = (f" (the quick table: digits-MLP only, {data['train_epochs']} epochs)"
-                 if data["train_command"] == "make train-quick" else "")
+    if data["train_sources"]:
+        sources = "; ".join(
+            f"{source['column']} from {source['path']}"
+            + (f" (the quick table: digits-MLP only, {source['epochs']} epochs)"
+               if source["command"] == "make train-quick" else "") for source in data["train_sources"])
         lines.append(f"Accuracy gap = FP32 − format, test accuracy points on digits-MLP, and the character "
-                     f"LM's validation bits per character above FP32's in %, from {data['train_path']}{quick}; "
-                     "positive is worse.")
+                     f"LM's validation bits per character above FP32's in %: {sources}; positive is worse.")
     fourbit, mx = costs["fourbit radix-4"], costs["MXFP4"]
     if fourbit and mx:
         ratio = mx["lut_equiv"] / fourbit["lut_equiv"]

@@ -79,7 +79,7 @@ def build(tmp_path):
 
 
 def _lines(build):
-    return formats.markdown(formats.collect(build)).splitlines()
+    return formats.markdown(formats.collect(build, record=build.parent / "training_table.json")).splitlines()
 
 
 def test_every_format_from_its_measured_design(build):
@@ -141,7 +141,7 @@ def test_missing_inputs_are_named_cells_not_figures(tmp_path):
                        "not measured: run make train-quick | not measured: run make train |")
     assert "NVFP4's FP8 scale multiply: not measured: run make synth (mx_row and fp32_scaled_add)." in lines
     assert not any("goal" in line for line in lines)
-    assert formats.plot(formats.collect(tmp_path / "nowhere"), tmp_path / "p.png") is None
+    assert formats.plot(formats.collect(tmp_path / "nowhere", record=None), tmp_path / "p.png") is None
 
 
 def test_quick_table_fills_the_digits_gap_only(build):
@@ -153,6 +153,23 @@ def test_quick_table_fills_the_digits_gap_only(build):
     mx = next(line for line in lines if line.startswith("| MXFP4 |"))
     assert mx.endswith("| not measured: run make train-quick | not measured: run make train |")
     assert any("(the quick table: digits-MLP only, 8 epochs)" in line for line in lines)
+
+
+def test_the_record_of_the_last_full_table_fills_what_the_build_lacks(build):
+    record = _training_rows([("digits", "mlp", "fourbit", 0.5), ("pydoc", "transformer", "fourbit", 6.5)])
+    _write(build.parent / "training_table.json", {**record, "finished_utc": "2026-12-04 22:40 UTC"})
+    fourbit = next(line for line in _lines(build) if line.startswith("| fourbit radix-4 |"))
+    assert fourbit.endswith("| +0.15 points | +7.90 % |")       # the build's full table comes first
+    (build / "train" / "results.json").unlink()
+    quick = build / "train" / "quick" / "results.json"
+    _write(quick, _training_rows([("digits", "mlp", "fourbit", 1.25)], epochs=8))
+    lines = _lines(build)
+    fourbit = next(line for line in lines if line.startswith("| fourbit radix-4 |"))
+    assert fourbit.endswith("| +1.25 points | +6.50 % |")
+    assert (f"Accuracy gap = FP32 − format, test accuracy points on digits-MLP, and the character LM's validation "
+            f"bits per character above FP32's in %: digits-MLP gap from {quick} (the quick table: digits-MLP only, "
+            f"8 epochs); char-LM bpc gap from {build.parent.name}/training_table.json (the last full make train, "
+            f"finished 2026-12-04 22:40 UTC); positive is worse.") in lines
 
 
 def test_a_chip_array_that_did_not_place_says_so(build):

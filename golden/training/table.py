@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rtl.tools import utc_stamp
+
 from . import data as datasets
 from . import language
 from .schemes import SCHEMES
@@ -27,6 +29,9 @@ from .runtime import single_blas_thread
 from .train import TABLE_EPOCHS, Diverged, NotLearning, RunConfig, run
 
 OUT_DIR = pathlib.Path(__file__).resolve().parents[2] / "build" / "train"
+# The committed copy of the last full table (rows and targets, no runs): synth.formats fills the README's
+# accuracy columns from it when the build has not run the full table.
+RECORD = pathlib.Path(__file__).resolve().parents[2] / "docs" / "training_table.json"
 SEEDS = (0, 1, 2)
 ABLATIONS = ("all4bit", "no_tpr", "no_gradscale", "radix2", "fp16acc", "mxfp4_rn", "nvfp4_rn")
 REQUIRED = ("fp32", "fourbit", "mxfp4", "nvfp4")
@@ -290,7 +295,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else tuple(e for e in FULL if not args.rows or f"{e.dataset}-{e.model}" in args.rows)
     out = args.out or (OUT_DIR / "quick" if args.quick else OUT_DIR)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()
     try:
         results = run_all(plan, progress=not args.no_progress)
     except datasets.DamagedCache as error:
@@ -305,10 +310,13 @@ def main(argv=None):
     rows, ratios, targets = summarize(results)
     present = {f"{r['config']['dataset']}-{r['config']['model']}" for r in results}
     mode = "quick" if args.quick else "full" if present >= set(PAIRS) else "partial"
-    meta = {"mode": mode, "seeds": list(SEEDS), "workers": min(os.cpu_count() or 1, 2), "total_wall_seconds": wall}
+    meta = {"mode": mode, "seeds": list(SEEDS), "workers": min(os.cpu_count() or 1, 2), "total_wall_seconds": wall,
+            "finished_utc": utc_stamp(), "load_average_1_5_15": {"start": load_before, "end": os.getloadavg()}}
+    summary = {**meta, "rows": rows, "epoch_time_ratio": ratios, "targets": targets}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(
-        {**meta, "rows": rows, "epoch_time_ratio": ratios, "targets": targets, "runs": results}, indent=1))
+    (out / "results.json").write_text(json.dumps({**summary, "runs": results}, indent=1))
+    if mode == "full" and args.out is None:
+        RECORD.write_text(json.dumps(summary, indent=1) + "\n")
     (out / "results.md").write_text(markdown(rows, targets, meta))
     paths = plot(results, out)
     print(markdown(rows, targets, meta))
