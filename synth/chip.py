@@ -99,6 +99,11 @@ class ArrayKind:
     row_step : int
         R is a multiple of this (2 where PEs pair rows: an odd R has a lone row that the linear
         model does not price).
+    options : tuple of (str, value)
+        Parameters of the unit besides ``rows`` and ``cols``.
+    step_bench : bool
+        Whether the unit's cocotb bench has the ``training_step`` test (else the step's cycles are
+        the timing model's).
     """
 
     name: str
@@ -112,6 +117,12 @@ class ArrayKind:
     sums: int = 1
     fit_sizes: tuple = FIT_SIZES
     row_step: int = 1
+    options: tuple = ()
+    step_bench: bool = True
+
+    def params(self, size):
+        """The unit's parameters for an R x C array."""
+        return {"rows": size[0], "cols": size[1], **dict(self.options)}
 
 
 ARRAY_KINDS = (
@@ -123,6 +134,9 @@ ARRAY_KINDS = (
     ArrayKind("fp16", "fp16_array", "fp16", MAPPINGS, 1, 1,
               "Fp16TrainingArray, pipelined FP16 PE (6 interleaved sums)", "fp16_pipe_mac", sums=6,
               fit_sizes=SMALL_FIT_SIZES),
+    ArrayKind("mxfp4", "mx_array", "mxfp4", ("lut",), 1, 0,
+              "MxTrainingArray, MXFP4 PE (E2M1 products, one float32 unit per group of rows)", "mx_row",
+              options=(("fmt", "mxfp4"),), step_bench=False),
 )
 KINDS = {kind.name: kind for kind in ARRAY_KINDS}
 
@@ -131,16 +145,16 @@ class DoesNotFit(ValueError):
     """An array size that cannot fit a device (the message names the device, size and utilization)."""
 
 
-def pe_sums(generate, unit):
-    """Running sums per PE of ``unit``'s array (more than 1 for a PE with interleaved sums)."""
-    return _unelaborated(generate, unit, (SIZE_MIN, SIZE_MIN), lambda array: getattr(array, "sums", 1))
+def pe_sums(generate, kind):
+    """Running sums per PE of ``kind``'s array (more than 1 for a PE with interleaved sums)."""
+    return _unelaborated(generate, kind, (SIZE_MIN, SIZE_MIN), lambda array: getattr(array, "sums", 1))
 
 
-def _unelaborated(generate, unit, size, read):
-    """``read(array)`` of an R x C array of ``unit`` built for its attributes, never elaborated."""
+def _unelaborated(generate, kind, size, read):
+    """``read(array)`` of an R x C array of ``kind`` built for its attributes, never elaborated."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedElaboratable)
-        array = generate.build(unit, {"rows": size[0], "cols": size[1]})
+        array = generate.build(kind.unit, kind.params(size))
         value = read(array)
         del array
         gc.collect()  # the component sits in a reference cycle: collected while the filter is on
@@ -155,7 +169,7 @@ def cases(generate, names=None, mappings=MAPPINGS):
         if unknown:
             raise ValueError(f"kinds must be among {sorted(KINDS)}, got {unknown}")
         return [(KINDS[n], m) for n in names for m in mappings if m in KINDS[n].mappings]
-    present = [k for k in ARRAY_KINDS if k.unit in generate.UNITS and pe_sums(generate, k.unit) == k.sums]
+    present = [k for k in ARRAY_KINDS if k.unit in generate.UNITS and pe_sums(generate, k) == k.sums]
     best = {}
     for kind in present:
         for mapping in kind.mappings:
@@ -273,7 +287,7 @@ class Placement:
 def _synthesize(kind, size, mapping):
     from rtl import generate
 
-    params = {"rows": size[0], "cols": size[1]}
+    params = kind.params(size)
     with jobs.locked(VERILOG_DIR / ".lock"):
         path = generate.write_verilog(kind.unit, params, VERILOG_DIR)
     return flow.synthesize(path, generate.module_name(kind.unit, params), SYNTH_TARGET, mapping, CACHE_DIR,
@@ -344,7 +358,7 @@ def model_step_cycles(kind, size, shapes):
     from rtl import generate
     from testbench.array_driver import gemm_cycles
 
-    return _unelaborated(generate, kind.unit, size,
+    return _unelaborated(generate, kind, size,
                          lambda array: [gemm_cycles(array, Mode(mode), m, k, n) for mode, m, k, n in shapes])
 
 
@@ -353,7 +367,7 @@ def _step_file(kind, size):
     from rtl import generate
     from testbench.array_driver import STEP_DIR
 
-    params = {"rows": size[0], "cols": size[1]}
+    params = kind.params(size)
     with jobs.locked(VERILOG_DIR / ".lock"):
         verilog = hashlib.sha256(Path(generate.write_verilog(kind.unit, params, VERILOG_DIR)).read_bytes()).hexdigest()
     return STEP_DIR / f"{generate.module_name(kind.unit, params)}.json", verilog
@@ -375,7 +389,7 @@ def simulate_step(kind, size, sim="verilator", reuse=True):
     if earlier:
         return earlier
     path, verilog = _step_file(kind, size)
-    result = runner.run(runner.Target(sim, kind.unit, {"rows": size[0], "cols": size[1]}), level="quick",
+    result = runner.run(runner.Target(sim, kind.unit, kind.params(size)), level="quick",
                         testcase="training_step", record=False)
     if not result.passed:
         raise SystemExit(f"python -m synth.chip: the training step on {label(kind, size)} failed:\n{result.report()}")
@@ -676,7 +690,7 @@ def main(argv=None):
             if measured:
                 steps[row["kind"], tuple(row["size"])] = measured
     else:
-        sims = list({StepRun(KINDS[r["kind"]], tuple(r["size"])) for r in rows})
+        sims = list({StepRun(KINDS[r["kind"]], tuple(r["size"])) for r in rows if KINDS[r["kind"]].step_bench})
         sims = jobs.longest_first(sims, lambda s: s.key, lambda s: s.size[0] * s.size[1], history)
         for done, (job, result, error) in enumerate(jobs.run(run_step, sims, n_jobs), 1):
             if error is not None:

@@ -112,6 +112,9 @@ def test_default_kinds_are_the_best_available_of_each_format_and_mapping():
     Registry.UNITS["training_array_dsp"], Registry.sums = None, 6   # the DSP pair array, the pipelined FP16 PE
     assert names(Registry) == [("fourbit", "lut"), ("fourbit-dsp", "dsp"), ("fp16", "lut"), ("fp16", "dsp")]
     assert [(k.name, m) for k, m in chip.cases(Registry, ["fourbit"], ["dsp"])] == [("fourbit", "dsp")]
+    Registry.UNITS["mx_array"] = None                               # the MXFP4 array: LUT-only
+    assert names(Registry)[-1] == ("mxfp4", "lut")
+    assert [(k.name, m) for k, m in chip.cases(Registry, ["mxfp4"])] == [("mxfp4", "lut")]
     with pytest.raises(ValueError, match="kinds must be among"):
         chip.cases(Registry, ["int8"])
 
