@@ -418,9 +418,16 @@ def run_step(job):
 # Report
 
 
-def fmax_estimate(kind, mapping, synth_report):
-    """``{"fmax_mhz", "source"}`` standing in for an unplaced array of ``kind``: the largest placed
-    array of its unit in build/synth/report.json (ECP5-85F, same mapping), else its PE's MAC, else None."""
+def fmax_estimate(kind, mapping, synth_report, rows=()):
+    """``{"fmax_mhz", "source"}`` standing in for an unplaced array of ``kind``: the largest array of
+    the kind placed on another device (``rows`` of the chip report, same mapping), else the largest
+    placed array of its unit in build/synth/report.json (ECP5-85F, same mapping), else its PE's MAC,
+    else None."""
+    chip_placed = [r for r in rows if (r["kind"], r["mapping"]) == (kind.name, mapping) and r["fmax_mhz"]]
+    if chip_placed:
+        best = max(chip_placed, key=lambda r: r["pes"])
+        return {"fmax_mhz": best["fmax_mhz"],
+                "source": f"{kind.name} {best['size'][0]}x{best['size'][1]} placed on {best['device']}, {mapping}"}
     placed = [r for r in (synth_report or {}).get("rows", [])
               if (r["target"], r["mapping"]) == (SYNTH_TARGET, mapping) and r["fits"]]
     arrays = [r for r in placed if r["unit"] == kind.unit and r.get("array_size")]
@@ -439,7 +446,7 @@ def with_estimates(rows, synth_report):
         row = {key: value for key, value in row.items() if key != "estimate"}
         kind = KINDS.get(row["kind"])
         mapping = "lut" if row["same_as_lut"] else row["mapping"]
-        guess = None if row["fmax_mhz"] or kind is None else fmax_estimate(kind, mapping, synth_report)
+        guess = None if row["fmax_mhz"] or kind is None else fmax_estimate(kind, mapping, synth_report, rows)
         if guess:
             mhz = guess["fmax_mhz"]
             row["estimate"] = {**guess, "gmac_per_s": row["pes"] * mhz * kind.macs_per_pe / 1000,

@@ -207,6 +207,12 @@ def test_an_unplaced_array_gets_a_labelled_estimate_from_the_largest_placed_arra
     assert estimated[1]["estimate"]["source"] == "fp16_pipe_mac, lut, placed d"   # no FP16 array placed: its PE
     (ratio,) = chip.comparisons(estimated)
     assert ratio["estimated"] and ratio["gmac_ratio"] == pytest.approx(330 * 110 / (64 * 120))
+    # the same kind placed on the other device comes first
+    small = {**sample_report()["rows"][0], "device": "LFE5U-25F", "size": [12, 8], "pes": 96, "fmax_mhz": 101.0}
+    estimated = chip.with_estimates([*rows, small], synth_report)
+    assert estimated[0]["estimate"]["fmax_mhz"] == 101.0
+    assert estimated[0]["estimate"]["source"] == "fourbit 12x8 placed on LFE5U-25F, lut"
+    assert "estimate" not in estimated[2]
 
 
 def test_a_kind_pairing_rows_gets_an_even_number_of_rows():
