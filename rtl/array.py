@@ -20,7 +20,7 @@ from .params import check_int
 SCALE_SHAPE = signed(S_MAX.bit_length() + 1)  # the scale exponent range -32..31
 CommandLayout = data.StructLayout({"mode": 2, "k": K_MAX.bit_length(), "s": SCALE_SHAPE})
 _TileLayout = data.StructLayout({"mode": 2, "s": SCALE_SHAPE})   # what the output beats carry
-META_DEPTH = 2   # tiles between their last beat and the start of their drain
+META_DEPTH = 2   # tiles between their last beat and the start of their drain (at least)
 
 
 def _beat_control(sums, fields, tag_width):
@@ -127,8 +127,7 @@ class TrainingArray(wiring.Component):
         # A tile waits in the metadata queue from its last beat for rows + cols - 2 + sum_latency
         # cycles; last beats are at least max(tile_period, depth_step) cycles apart.
         spacing = max(self.tile_period, pe.depth_step)
-        if -(-(rows + cols - 2 + pe.sum_latency) // spacing) > META_DEPTH:
-            raise ValueError(f"rows + cols = {rows + cols} is too small for the PE's sum latency {pe.sum_latency}")
+        self.meta_depth = max(META_DEPTH, -(-(rows + cols - 2 + pe.sum_latency) // spacing))
         super().__init__({
             "cmd": In(stream.Signature(CommandLayout)),
             "a": In(stream.Signature(data.ArrayLayout(pe.operand_width, rows))),
@@ -147,7 +146,7 @@ class TrainingArray(wiring.Component):
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
         m.submodules.core = EnableInserter(advance)(core)
         # (mode, s) of each tile from its last beat until its drain starts; at most 2 are pending.
-        m.submodules.meta = meta = SyncFIFO(width=_TileLayout.size, depth=META_DEPTH)
+        m.submodules.meta = meta = SyncFIFO(width=_TileLayout.size, depth=self.meta_depth)
 
         # Command and beat intake. No adder between the command and ``take``: whether the tile has
         # started and whether its next step is the last are registered a step ahead.

@@ -43,7 +43,7 @@ class Fp32ScaledAdd(wiring.Component):
 
     LATENCY stages of at most one carry chain or one shifter each (term magnitude; its leading
     zeros; its normalisation; exponent order; alignment; add; magnitude; leading zeros; shift
-    limit; normalisation; round and pack). The whole pipeline stalls while a result waits on ``o`` with
+    limit; normalisation; round and pack; overflow and specials). The whole pipeline stalls while a result waits on ``o`` with
     ``o.ready`` low. A sum accepted in cycle t is on ``o`` in cycle t + LATENCY.
 
     Parameters
@@ -62,7 +62,7 @@ class Fp32ScaledAdd(wiring.Component):
         ``sum``: the float32 bit pattern of the rounded sum.
     """
 
-    LATENCY = 11
+    LATENCY = 12
 
     def __init__(self, sig_width=14, exp_width=10):
         self.sig_width = check_int("sig_width", sig_width, 2, SIG)
@@ -97,26 +97,33 @@ class Fp32ScaledAdd(wiring.Component):
         inf, inf_neg = reg(special & ~acc_frac.any()), reg(p.acc[31])   # an infinite accumulator is the result
         sa, ma = reg(p.acc[31]), reg(Cat(acc_frac, acc_exp.any()))
         ba = reg(acc_exp | ~acc_exp.any())             # the exponent field, 1 for subnormals and zero
-        st, exp = reg(p.sig < 0), reg(p.exp)
+        st = reg(p.sig < 0)
+        exp = reg(p.exp + (BIAS_LSB - (SIG - self.sig_width)), exp_shape)   # biased, before normalisation
         magnitude = reg(Mux(p.sig < 0, -p.sig, p.sig), self.sig_width)
 
         def carry(*signals):
             return [reg(s) for s in signals]
 
-        # 2: leading zeros of the term.
+        # 2: leading zeros of the term; the exponents' distance before normalising the term.
         shift = reg(leading_zeros(magnitude), range(self.sig_width + 1))
+        ahead, behind = reg(exp - ba, exp_shape), reg(ba - exp, exp_shape)
+        ahead_far, behind_far = reg(exp - ba - (FIELD + 1), exp_shape), reg(ba - exp - (FIELD + 1), exp_shape)
         valid, nan, inf, inf_neg, sa, ma, ba, st, exp, magnitude = carry(valid, nan, inf, inf_neg, sa, ma, ba, st, exp, magnitude)
 
-        # 3: the term as a 24-bit significand with a wide biased exponent.
+        # 3: the term as a 24-bit significand with a wide biased exponent bt, and bt - ba both
+        # ways round, and whether each is > FIELD (stage 4 then needs no carry chain to order
+        # the operands and clamp their distance).
         mt = reg(Cat(C(0, SIG - self.sig_width), (magnitude << shift)[:self.sig_width]), SIG)
-        bt = reg(exp + (BIAS_LSB - (SIG - self.sig_width)) - shift, exp_shape)
+        bt = reg(exp - shift, exp_shape)
+        ahead, behind = reg(ahead - shift, exp_shape), reg(behind + shift, exp_shape)
+        ahead_far, behind_far = reg(ahead_far - shift >= 0), reg(behind_far + shift >= 0)
         tzero = reg(magnitude == 0)
         valid, nan, inf, inf_neg, sa, ma, ba, st = carry(valid, nan, inf, inf_neg, sa, ma, ba, st)
 
         # 4: X is the operand with the larger exponent, Y the other; their distance.
-        term_big = ~tzero & (bt > ba)
-        distance = Mux(term_big, bt - ba, ba - bt)
-        clamped = reg(Mux(tzero | (distance > FIELD), FIELD, distance[:5]), range(FIELD + 1))
+        term_big = ~tzero & (behind < 0)
+        far = Mux(term_big, ahead_far, behind_far)
+        clamped = reg(Mux(tzero | far, FIELD, Mux(term_big, ahead, behind)[:5]), range(FIELD + 1))
         sx, sy = Mux(term_big, st, sa), Mux(term_big, sa, st)
         sub = reg((sx ^ sy) & ~tzero)
         mx, bx = reg(Mux(term_big, mt, ma)), reg(Mux(term_big, bt, ba), exp_shape)
@@ -126,7 +133,10 @@ class Fp32ScaledAdd(wiring.Component):
 
         # 5: align Y to X: three guard bits and a sticky bit for what is shifted out.
         y_ext = Cat(C(0, GRS), my)
-        dropped = Cat(*(y_ext[i] & (clamped > i) for i in range(FIELD))).any()
+        # the bits below ``clamped`` (a mask from a shifted constant: ``clamped > i`` would give
+        # Yosys a carry chain per bit)
+        below = ~(C((1 << FIELD) - 1, FIELD) << clamped)[:FIELD]
+        dropped = (y_ext[:FIELD] & below).any()
         y = reg(Cat((y_ext >> clamped)[0] | dropped, (y_ext >> clamped)[1:]), FIELD)
         valid, nan, inf, inf_neg, sub, mx, bx, sx = carry(valid, nan, inf, inf_neg, sub, mx, bx, sx)
 
@@ -161,13 +171,16 @@ class Fp32ScaledAdd(wiring.Component):
         valid, nan, inf, inf_neg, sx, b = carry(valid, nan, inf, inf_neg, sx, b)
 
         # 10: round to nearest even and pack; the hidden bit selects the exponent field (0 if
-        # subnormal), and a rounding carry moves into the exponent.
+        # subnormal), and a rounding carry moves into the exponent (one carry chain).
         significand = field[GRS:]
         guard, round_up = Signal(name="round_guard"), Signal(name="round_up")
         m.d.comb += [guard.eq(field[GRS - 1]), round_up.eq(guard & (field[:GRS - 1].any() | significand[0]))]
-        packed = Signal(31)
-        m.d.comb += packed.eq(Cat(significand[:23], Mux(significand[23], b[:8], 0)) + round_up)
-        overflow = (significand[23] & too_big) | packed[23:].all()
+        packed = reg(Cat(significand[:23], Mux(significand[23], b[:8], 0)) + round_up, 31)
+        too_big = reg(significand[23] & too_big)
+        valid, nan, inf, inf_neg, sx, nonzero = carry(valid, nan, inf, inf_neg, sx, nonzero)
+
+        # 11: overflow to Inf, and the special results.
+        overflow = too_big | packed[23:].all()
         magnitude_bits = Mux(overflow, INF, Mux(nonzero, packed, 0))
         result = Mux(nan, NAN, Mux(inf, Cat(C(INF, 31), inf_neg), Cat(magnitude_bits, sx & nonzero)))
         with m.If(advance):

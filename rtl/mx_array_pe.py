@@ -13,7 +13,7 @@ MX array", has the timing.
 
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .fp32_scaled_add import Fp32ScaledAdd
@@ -24,9 +24,14 @@ from .mx_row import FORMATS, TERM_STAGES, TERM_WIDTHS, block_term, select
 LANE_WIDTH = 12
 #: Cycles from a block's last operands at a PE to its finished block sum (``term.valid``).
 TERM_DELAY = MxProcessingElement.LATENCY
-#: Cycles from reading a block sum to its float32 sum on ``result``: the read register, the term
-#: stages and the float32 unit.
-UNIT_LATENCY = 1 + TERM_STAGES + Fp32ScaledAdd.LATENCY
+#: Slots of the first level of the unit's read multiplexer (registered: a single multiplexer over
+#: every PE of a group spanned the array in one cycle and limited its Fmax).
+READ_SPAN = 4
+#: Cycles from writing a sum into the group unit's queue to its output register.
+QUEUE_DELAY = 2
+#: Cycles from reading a block sum to its float32 sum on ``result``: the two read registers, the
+#: term stages and the float32 unit.
+UNIT_LATENCY = 2 + TERM_STAGES + Fp32ScaledAdd.LATENCY
 #: The same from a block's last operands at the group's first PE (read as soon as it is finished).
 SUM_LATENCY = TERM_DELAY + UNIT_LATENCY
 
@@ -115,12 +120,14 @@ class MxGroupUnit(wiring.Component):
     """The float32 accumulate shared by ``slots`` MX PEs (G rows of C, G * C <= block).
 
     ``start`` (the first PE's ``term.valid``) begins a pass: the unit reads ``terms[0]``,
-    ``terms[1]``, ... one per cycle into a register, forms the term ``sig * 2**exp`` after
-    ``TERM_STAGES`` registers and adds it to +0 (the tile's first block) or to that PE's sum from
-    the queue; the rounded sum leaves on ``result`` ``Fp32ScaledAdd.LATENCY`` cycles later and goes
-    back into the queue, or, for a tile's final block, to the PE's shadow (``store[k]``). A pass
-    reads the PEs in the same order every block, so the queue (``slots`` deep) hands each PE its
-    own sum.
+    ``terms[1]``, ... one per cycle through two registered multiplexer levels, forms the term
+    ``sig * 2**exp`` after ``TERM_STAGES`` registers and adds it to +0 (the tile's first block) or
+    to that PE's sum from the queue; the rounded sum leaves on ``result``
+    ``Fp32ScaledAdd.LATENCY`` cycles later and goes back into the queue, or, for a tile's final
+    block, to the PE's shadow (``store[k]``). A pass reads the PEs in the same order every block,
+    so the queue (``slots`` deep) hands each PE its own sum; the sum must be on the queue's output
+    (``QUEUE_DELAY`` cycles after it is written) before the next block's pass pops it, at least
+    ``block`` cycles after this one: Fp32ScaledAdd.LATENCY + QUEUE_DELAY <= block.
 
     Parameters
     ----------
@@ -142,6 +149,9 @@ class MxGroupUnit(wiring.Component):
     """
 
     def __init__(self, fmt, slots):
+        if Fp32ScaledAdd.LATENCY + QUEUE_DELAY > FORMATS[fmt]:
+            raise ValueError(f"a {fmt} block of {FORMATS[fmt]} cycles is shorter than the float32 unit's "
+                             f"latency {Fp32ScaledAdd.LATENCY} plus the queue's {QUEUE_DELAY}")
         self.fmt, self.slots = fmt, slots
         super().__init__({"terms": In(term_layout(FORMATS[fmt])).array(slots), "start": In(1),
                           "result": Out(32), "store": Out(slots)})
@@ -155,10 +165,21 @@ class MxGroupUnit(wiring.Component):
         reading, end = self.start | busy, index == count - 1
         with m.If(reading):
             m.d.sync += [index.eq(Mux(end, 0, index + 1)), busy.eq(~end)]
+        # two registered levels: groups of READ_SPAN slots selected by the low bits of ``index``,
+        # then the group by the rest
+        terms = [term.as_value() for term in self.terms]
+        low, high = Signal(range(READ_SPAN)), Signal(range(count))
+        m.d.comb += [low.eq(index), high.eq(index >> low.shape().width)]
+        parts = []
+        for first_slot in range(0, count, READ_SPAN):
+            part = Signal(len(terms[0]), name=f"part{first_slot // READ_SPAN}")
+            m.d.sync += part.eq(select(terms[first_slot:first_slot + READ_SPAN], low))
+            parts.append(part)
+        part_index, part_reading, part_slot = Signal(range(len(parts))), Signal(), Signal(range(count))
+        m.d.sync += [part_index.eq(high), part_reading.eq(reading), part_slot.eq(index)]
         bus = Signal(term_layout(FORMATS[self.fmt]))
         slot = Signal(range(count))
-        m.d.sync += [bus.eq(select([term.as_value() for term in self.terms], index)), bus.valid.eq(reading),
-                     slot.eq(index)]
+        m.d.sync += [bus.eq(select(parts, part_index)), bus.valid.eq(part_reading), slot.eq(part_slot)]
         sig, exp, nan = block_term(m, self.fmt, bus.sum, bus.a_scale, bus.b_scale)
         flags = Cat(bus.valid, bus.first, bus.final, slot)
         for stage in range(TERM_STAGES):
@@ -168,7 +189,7 @@ class MxGroupUnit(wiring.Component):
         valid, first, final, slot = flags[0], flags[1], flags[2], flags[3:]
 
         m.submodules.unit = unit = Fp32ScaledAdd(*TERM_WIDTHS[self.fmt])
-        m.submodules.sums = sums = SyncFIFO(width=32, depth=count)
+        m.submodules.sums = sums = SyncFIFOBuffered(width=32, depth=count)
         p = unit.i.payload
         m.d.comb += [
             unit.i.valid.eq(valid), p.acc.eq(Mux(first, 0, sums.r_data)), p.sig.eq(sig), p.exp.eq(exp),

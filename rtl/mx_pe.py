@@ -4,7 +4,7 @@ The per-PE half of the MXFP4/NVFP4 datapath (golden.mx_gemm steps 1 and 2); scal
 sum across blocks happen in a unit shared by a row of PEs (rtl/mx_row.py, rtl/fp32_scaled_add.py).
 """
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -79,11 +79,16 @@ class MxProcessingElement(wiring.Component):
         m = Module()
         sign, magnitude = Signal(name="product_sign"), Signal(8, name="product_magnitude")
         m.d.comb += Cat(sign, magnitude).eq(Cat(*e2m1_product(self.a, self.b)))
-        product, valid, last = Signal(signed(9)), Signal(), Signal()
-        m.d.sync += [product.eq(Mux(sign, -magnitude, magnitude)), valid.eq(self.valid), last.eq(self.last & self.valid)]
+        # the product stays sign and magnitude: negating it before its register put a carry chain
+        # after the decode; the adder negates instead (x - m = x + ~m + 1, the 1 a carry in below bit 0)
+        product_neg, product, valid, last = Signal(), Signal(8), Signal(), Signal()
+        m.d.sync += [product_neg.eq(sign), product.eq(magnitude), valid.eq(self.valid),
+                     last.eq(self.last & self.valid)]
 
         running = Signal(sum_shape(self.block))
-        total = running + product
+        width = len(running)
+        addend = Cat(product_neg, product ^ product_neg.replicate(8), product_neg.replicate(width - 8))
+        total = (Cat(C(1, 1), running) + addend)[1:width + 1].as_signed()
         m.d.sync += self.done.eq(valid & last)
         with m.If(valid):
             m.d.sync += running.eq(Mux(last, 0, total))

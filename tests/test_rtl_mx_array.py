@@ -86,15 +86,17 @@ def test_parameters_are_validated():
         MxTrainingArray(1, 2)
 
 
-@pytest.mark.parametrize("rows, cols, fmt", [(4, 4, "mxfp4"), (8, 8, "mxfp4"), (3, 16, "nvfp4")])
+@pytest.mark.parametrize("rows, cols, fmt", [(4, 4, "mxfp4"), (8, 8, "mxfp4"), (3, 16, "nvfp4"), (4, 4, "nvfp4")])
 def test_unit_groups_back_to_back(rows, cols, fmt, seed):
     """One float32 unit for all 4 x 4 PEs, two for 8 x 8 (tile period 36 > 32 beats binds), one
-    per row at C = 16 = block (busy in every cycle of a block): back-to-back one-block tiles and the
-    cycle formula, then gaps and back-pressure."""
+    per row at C = 16 = block (busy in every cycle of a block), and the 4 x 4 NVFP4 whose one-block
+    tiles wait three deep in the metadata queue: back-to-back one-block tiles and the cycle
+    formula, then gaps and back-pressure."""
     rng = np.random.default_rng([seed, rows, cols])
     block = mx_tiling.FORMATS[fmt][0]
     tiles = [tile for k in (block, 2 * block) for tile in gemm_tiles(rng, fmt, Mode.FWD, rows, cols, rows, k, 2 * cols)]
     dut = MxTrainingArray(rows, cols, fmt)
+    assert dut.meta_depth == (3 if (rows, cols, fmt) == (4, 4, "nvfp4") else 2)
     trace, expected = run(dut, tiles)
     check(trace, expected, seed)
     timing = dut.timing([(tile.mode, len(tile.a_beats)) for tile in tiles])
