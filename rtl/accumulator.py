@@ -21,7 +21,10 @@ class SaturatingAccumulator(wiring.Component):
       only bits 0..T-2 need a mux.
     * The running sum is kept twice: ``acc`` (the output) and a copy feeding the adder that is
       zeroed when ``clear`` is registered, so the first term of a sum needs no mux in front of
-      the adder. An invalid term is registered as 0 (register reset), which adds nothing.
+      the adder. An invalid term and its carry are registered as 0 (one register reset), which
+      adds nothing.
+    * The sticky flag is written only on an overflow or a registered ``clear`` (its enable) and
+      takes ``overflow``, so no gate sits in front of its input.
 
     Parameters
     ----------
@@ -88,8 +91,7 @@ def saturating_sum(m, width, term_in, carry_in, valid, clear_in):
     acc, running = sums[:width].as_signed(), sums[width:].as_signed()  # equal, except running is 0 after a clear
     valid_term = Signal()
     m.d.comb += valid_term.eq(valid)
-    m.d.sync += [term.eq(Mux(valid_term, term_in, 0)), carry.eq(valid_term & carry_in), clear.eq(clear_in)]
-
+    m.d.sync += [term.eq(Mux(valid_term, term_in, 0)), carry.eq(Mux(valid_term, carry_in, 0)), clear.eq(clear_in)]
 
     if term_width <= width:
         total = Signal(signed(width))
@@ -116,5 +118,6 @@ def saturating_sum(m, width, term_in, carry_in, valid, clear_in):
         m.d.sync += [running.eq(value), acc.eq(value)]
     with m.If(clear_in):
         m.d.sync += running.eq(0)
-    m.d.sync += flag.eq(overflow | (flag & ~clear))
+    with m.If(overflow | clear):
+        m.d.sync += flag.eq(overflow)
     return acc, flag

@@ -8,7 +8,6 @@ from golden.units import FWD_WIDTH
 from .mac import SaturatingMac
 from .params import check_bool
 
-PRODUCT_SHAPE = signed(8)  # every product lies in -120..120
 ONES = C(0b111111, 6)  # a Booth row's select mask
 
 
@@ -41,9 +40,9 @@ def booth_product(m, a, b):
 
     Radix-4 Booth on ``b``: digits d0 = b0 - 2*b1 and d1 = b1 + b2 - 2*b3 in -2..2 give two rows
     (0, a or 2a, inverted for a negative digit; each bit a LUT of 4 or 5 inputs) added by one
-    8-bit carry chain. An inverted row lacks its +1: row 1's (+4) enters the chain through its
-    two free low bits and the carry-in, row 0's is returned as ``c`` for the carry-in of the
-    accumulator. ``p`` is ``signed(8)``; logic is added to ``m``'s comb domain.
+    6-bit carry chain over bits 7..2 (bits 1..0 are row 0's alone). An inverted row lacks its
+    +1: row 1's (+4) is that chain's carry-in, row 0's is returned as ``c`` for the carry-in of
+    the accumulator. ``p`` is ``signed(8)``; logic is added to ``m``'s comb domain.
     """
     multiplicand = a.as_signed() if a.shape().signed else a
     rows = []
@@ -54,9 +53,9 @@ def booth_product(m, a, b):
         row = Signal(6)
         m.d.comb += row.eq(Mux(mid ^ low, multiplicand, Mux(two, multiplicand << 1, 0)) ^ Mux(high, ONES, 0))
         rows.append(row)
-    # One 8-bit chain: row 0 sign-extended, row 1 shifted by 2 with its +4 in the free low bits
-    # and the carry-in; no operand wider than 8 bits, so that no wider sum appears.
-    product = Signal(PRODUCT_SHAPE)
-    m.d.comb += product.eq(Cat(rows[0], rows[0][5].replicate(2)) + Cat(b[3], b[3], rows[1]) + b[3])
+    # Row 1 starts at bit 2, so bits 1..0 are row 0's: one 6-bit chain adds row 0's bits 5..2
+    # (sign-extended) and row 1, with row 1's +1 (weight 4) on its carry-in.
+    high = Signal(signed(6))
+    m.d.comb += high.eq(rows[0][2:].as_signed() + rows[1].as_signed() + b[3])
     negative0 = b[1]
-    return product, negative0
+    return Cat(rows[0][:2], high).as_signed(), negative0

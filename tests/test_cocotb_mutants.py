@@ -36,10 +36,10 @@ def pair_without_borrow(verilog):
     """Int4MacPairDsp mutant: lane 1 drops the borrow of the packed product's low half.
 
     Lane 1's accumulator registers its carry-in, the sign bit of the low product, as
-    ``valid_term & <port> [0]`` (Yosys passes it as bit 0 of a port); registering 0 instead makes
-    a1*b one too small whenever a0*b is negative.
+    ``valid_term ? <port> [0] : 1'h0`` (Yosys passes it as bit 0 of a port); registering 0 instead
+    makes a1*b one too small whenever a0*b is negative.
     """
-    return runner.mutate(verilog, r"= valid_term & (\\port\$\d+\$\d+ )\[0\];", "= 1'h0;", 1,
+    return runner.mutate(verilog, r"= valid_term \? (\\port\$\d+\$\d+ )\[0\] : 1'h0;", "= 1'h0;", 1,
                          "rtl/int4_mac_pair_dsp.py")
 
 
