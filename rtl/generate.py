@@ -16,7 +16,7 @@ from .grad_scale import GradScaleUnit
 from .int4_mac import Int4Mac
 from .int4_mac_pair_dsp import Int4MacPairDsp
 from .mx_pe import MxProcessingElement
-from .mx_row import MxRow
+from .mx_row import MxBlockTerm, MxRow
 from .radix4_quantizer import Radix4Quantizer
 from .shift_mac import ShiftMac
 from .training_core import TrainingCore
@@ -36,6 +36,7 @@ UNITS = {
     "training_core": TrainingCore,   # array + quantizer + GradScale: the top of the training-steps bench
     "mx_pe": MxProcessingElement,    # E2M1 products summed exactly per block
     "fp32_scaled_add": Fp32ScaledAdd,  # float32 acc + block term, the unit a row of MX PEs shares
+    "mx_block_term": MxBlockTerm,    # a block sum scaled: MXFP4 exponent add or NVFP4 FP8 scale multiply
     "mx_row": MxRow,                 # a row of MX PEs with shared (or per-PE) float32 units
     "mx_array": MxTrainingArray,     # the training array with MX PEs, one float32 unit per group of rows
 }
@@ -55,6 +56,8 @@ _CONFIGURATIONS = [
     ("mx_pe", {"block": 16}),
     ("fp32_scaled_add", {"sig_width": 14, "exp_width": 10}),   # MXFP4 block terms
     ("fp32_scaled_add", {"sig_width": 21, "exp_width": 6}),    # NVFP4 block terms (scale product included)
+    ("mx_block_term", {"fmt": "mxfp4"}),
+    ("mx_block_term", {"fmt": "nvfp4"}),
     ("mx_row", {"fmt": "mxfp4", "columns": 8, "shared": True}),
     ("mx_row", {"fmt": "nvfp4", "columns": 8, "shared": True}),
 ]

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from .fp32_scaled_add import Fp32ScaledAdd
 from .mx_pe import MxProcessingElement, sum_shape
-from .mx_row import FORMATS, TERM_STAGES, TERM_WIDTHS, block_term, select
+from .mx_row import FORMATS, TERM_STAGES, TERM_WIDTHS, MxBlockTerm, select
 
 #: Bits of one operand lane: the E2M1 code in bits 3..0, the block's scale code in bits 11..4.
 LANE_WIDTH = 12
@@ -180,7 +180,9 @@ class MxGroupUnit(wiring.Component):
         bus = Signal(term_layout(FORMATS[self.fmt]))
         slot = Signal(range(count))
         m.d.sync += [bus.eq(select(parts, part_index)), bus.valid.eq(part_reading), slot.eq(part_slot)]
-        sig, exp, nan = block_term(m, self.fmt, bus.sum, bus.a_scale, bus.b_scale)
+        m.submodules.term = term = MxBlockTerm(self.fmt)
+        m.d.comb += [term.block_sum.eq(bus.sum), term.a_scale.eq(bus.a_scale), term.b_scale.eq(bus.b_scale)]
+        sig, exp, nan = term.sig, term.exp, term.nan
         flags = Cat(bus.valid, bus.first, bus.final, slot)
         for stage in range(TERM_STAGES):
             delayed = Signal(len(flags), name=f"flags{stage}")

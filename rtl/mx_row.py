@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from golden import mx
 
 from .fp32_scaled_add import Fp32ScaledAdd
-from .mx_pe import MxProcessingElement
+from .mx_pe import MxProcessingElement, sum_shape
 from .params import check_bool, check_int
 
 FORMATS = {"mxfp4": mx.MX_BLOCK, "nvfp4": mx.NV_BLOCK}
@@ -60,6 +60,48 @@ def block_term(m, fmt, block_sum, ca, cb):
     product = reg(magnitude * q, len(magnitude) + 8)
     negative, exp, nan = reg(negative, 1), reg(exp, signed(6)), reg(nan, 1)
     return reg(Mux(negative, -product, product), signed(len(product) + 1)), reg(exp, signed(6)), reg(nan, 1)
+
+
+class MxBlockTerm(wiring.Component):
+    """The block term ``sig * 2**exp`` of a finished block sum and its two scale codes (``block_term``).
+
+    A unit of its own so that the synthesis flow measures NVFP4's FP8 scale multiply against
+    MXFP4's exponent add; the float32 units of ``MxRow`` and the MX array use it. Inputs in cycle t
+    give the term in t + LATENCY.
+
+    Parameters
+    ----------
+    fmt : str
+        "mxfp4" or "nvfp4".
+
+    Members
+    -------
+    block_sum : In(sum_shape(block))
+        The exact block sum in units of 1/4.
+    a_scale, b_scale : In(8)
+        The block's two scale codes (E8M0 for MXFP4, E4M3 for NVFP4).
+    sig : Out(signed(TERM_WIDTHS[fmt][0]))
+    exp : Out(signed(TERM_WIDTHS[fmt][1]))
+        The term: ``sig * 2**exp``.
+    nan : Out(1)
+        A scale code is NaN.
+    """
+
+    LATENCY = TERM_STAGES
+
+    def __init__(self, fmt="mxfp4"):
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
+        self.fmt = fmt
+        sig_width, exp_width = TERM_WIDTHS[fmt]
+        super().__init__({"block_sum": In(sum_shape(FORMATS[fmt])), "a_scale": In(8), "b_scale": In(8),
+                          "sig": Out(signed(sig_width)), "exp": Out(signed(exp_width)), "nan": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        sig, exp, nan = block_term(m, self.fmt, self.block_sum, self.a_scale, self.b_scale)
+        m.d.comb += [self.sig.eq(sig), self.exp.eq(exp), self.nan.eq(nan)]
+        return m
 
 
 def select(values, index):
@@ -166,7 +208,9 @@ class MxRow(wiring.Component):
         column = select([C(c, range(self.columns)) for c in group], index)
         block_sum = select([pes[c].block_sum for c in group], index)
         code = select([b_scales[8 * c:8 * c + 8] for c in group], index)
-        sig, exp, nan = block_term(m, self.fmt, block_sum, a_scale, code)
+        m.submodules[f"{name}_term"] = term = MxBlockTerm(self.fmt)
+        m.d.comb += [term.block_sum.eq(block_sum), term.a_scale.eq(a_scale), term.b_scale.eq(code)]
+        sig, exp, nan = term.sig, term.exp, term.nan
         # the term's column, flags and slot, delayed alongside it
         column_t, first_t, busy_t = column, first, busy
         end_t = busy & final & (index == count - 1)

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 from rtl import tools
+from rtl.mx_array_pe import group_rows
+from rtl.mx_row import FORMATS as MX_BLOCKS
 
 from . import report, sweep
 from .designs import ARRAY_UNIT, BASELINE_UNITS, HEADLINE_RUN
@@ -63,9 +65,10 @@ def _params(row):
 def _per_pe(row, pes, design):
     """The cost of one PE of a placed synthesis row that holds ``pes`` PEs."""
     fmax = [f for f in row["fmax_by_seed"].values() if f is not None]
-    median = statistics.median(fmax)
+    median = _median_fmax(row)
     lut = row["lut_equiv"] / pes
-    return {"design": design, "unit": row["unit"], "pes": pes, "lut_equiv": lut, "ff": row["ff"] / pes,
+    return {"design": design, "unit": row["unit"], "pes": pes, "size": row.get("array_size"),
+            "lut_equiv": lut, "ff": row["ff"] / pes,
             "dsp": row["dsp"] / pes,
             "fmax_mhz": median, "seeds": len(fmax), "mac_per_s_per_klut": report.mac_rates(1, median, lut)[1],
             "date": row.get("date")}
@@ -110,7 +113,11 @@ def chip_entry(chip, fmt):
     tried = [r for r in (chip or {}).get("rows", []) if on_device(r) and r.get("fmt") == fmt]
     placed = [r for r in tried if r.get("gmac_per_s")]
     if not placed:
-        return "did not place (build/chip/chip.json)" if tried else None
+        if not tried:
+            return None
+        if all(r.get("not_placed") for r in tried):      # stopped before placement, e.g. --stop-after
+            return f"not run: {tried[0].get('error') or 'not placed'} (build/chip/chip.json)"
+        return "did not place (build/chip/chip.json)"
     best = max(placed, key=lambda r: r["gmac_per_s"])
     rows_, cols = best["size"]
     cell = f"{best['gmac_per_s']:.2f} ({best['kind']} {rows_}x{cols})"
@@ -142,28 +149,32 @@ def gap(results, scheme, dataset, model):
                  if (r["dataset"], r["model"], r["scheme"]) == (dataset, model, scheme)), None)
 
 
-def scale_multiply(rows):
-    """NVFP4's FP8 scale multiply from the difference of four measured designs, or None.
+def scale_multiply(rows, nvfp4_cost):
+    """NVFP4's FP8 scale multiply against MXFP4's exponent add, measured alone, or None.
 
-    (NVFP4 mx_row - MXFP4 mx_row) - (NVFP4 fp32_scaled_add - MXFP4 fp32_scaled_add): what a row
-    spends on multiplying the two E4M3 block scales into the block term instead of adding MXFP4's
-    E8M0 exponents, with the growth of the float32 unit (its wider term) taken out.
+    The two ``mx_block_term`` designs (a block sum and its two scale codes to the block term, with
+    its registers) on :data:`HEADLINE_RUN`: the multiply costs the difference per float32 unit;
+    where ``nvfp4_cost`` (the table's NVFP4 PE) is an MX array's, that difference is divided by the
+    PEs one unit serves in it.
     """
-    placed = {}
-    for r in rows:
-        if (r["target"], r["mapping"]) == HEADLINE_RUN and _params(r).get("shared", True):
-            placed[r["unit"], _params(r).get("fmt") or _params(r).get("sig_width")] = r
-    needed = [("mx_row", "nvfp4"), ("mx_row", "mxfp4"), ("fp32_scaled_add", 21), ("fp32_scaled_add", 14)]
-    if not all(key in placed for key in needed):
+    terms = {_params(r).get("fmt"): r for r in rows
+             if r["unit"] == "mx_block_term" and (r["target"], r["mapping"]) == HEADLINE_RUN and r["fits"]}
+    if not {"mxfp4", "nvfp4"} <= set(terms):
         return None
-    nv_row, mx_row, nv_add, mx_add = (placed[key] for key in needed)
-    columns = nv_row["params"]["columns"]
-    if mx_row["params"]["columns"] != columns:
-        return None
-    row_delta = nv_row["lut_equiv"] - mx_row["lut_equiv"]
-    unit_delta = nv_add["lut_equiv"] - mx_add["lut_equiv"]
-    return {"row_delta": row_delta, "unit_delta": unit_delta, "multiply": row_delta - unit_delta,
-            "columns": columns, "per_pe": (row_delta - unit_delta) / columns}
+    nv, mx = terms["nvfp4"], terms["mxfp4"]
+    result = {"nvfp4": nv["lut_equiv"], "mxfp4": mx["lut_equiv"], "multiply": nv["lut_equiv"] - mx["lut_equiv"],
+              "ff": nv["ff"] - mx["ff"], "nvfp4_mhz": _median_fmax(nv), "mxfp4_mhz": _median_fmax(mx),
+              "sharing": None}
+    if nvfp4_cost and nvfp4_cost["unit"] == MX_ARRAY_UNIT:
+        rows_, cols = nvfp4_cost["size"]
+        sharing = min(rows_, group_rows(MX_BLOCKS["nvfp4"], cols)) * cols
+        result.update(sharing=sharing, per_pe=result["multiply"] / sharing)
+    return result
+
+
+def _median_fmax(row):
+    fmax = [f for f in row["fmax_by_seed"].values() if f is not None]
+    return statistics.median(fmax) if fmax else None
 
 
 def collect(build, record=RECORD):
@@ -187,7 +198,7 @@ def collect(build, record=RECORD):
                                       if (r["dataset"], r["model"]) == (dataset, model)), None)}
                      for (dataset, model, heading, *_), (results, command, where) in zip(ACCURACY_ROWS, sources)
                      if results is not None]
-    return {"entries": entries, "train_sources": train_sources, "scale_multiply": scale_multiply(rows)}
+    return {"entries": entries, "train_sources": train_sources, "scale_multiply": scale_multiply(rows, entries[[f[1] for f in FORMATS].index("nvfp4")]["cost"])}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,20 +257,22 @@ def notes(data):
                      f"{'met' if met else 'missed'}.")
     scale = data["scale_multiply"]
     if scale:
-        lines.append(
-            f"NVFP4's FP8 scale multiply (difference of measured designs): the NVFP4 mx_row has "
-            f"{scale['row_delta']:,.0f} LUT-equiv more than the MXFP4 one, {scale['unit_delta']:,.0f} of them "
-            f"in its wider float32 unit (fp32_scaled_add 21/6 − 14/10 bits), so the scale multiply in place of "
-            f"the exponent add costs {scale['multiply']:,.0f} per row of {scale['columns']}, "
-            f"{scale['per_pe']:,.0f} per PE.")
+        line = (f"NVFP4's FP8 scale multiply (mx_block_term, measured alone with its registers, 1 seed): "
+                f"{scale['nvfp4']:,.0f} LUT-equiv against {scale['mxfp4']:,.0f} for MXFP4's exponent add, so "
+                f"{scale['multiply']:,.0f} LUT-equiv and {scale['ff']:,.0f} FF more per float32 unit")
+        if scale["sharing"]:
+            line += f", {scale['per_pe']:,.1f} per PE where one unit serves {scale['sharing']} PEs (the NVFP4 array above)"
+        mhz = [f"{scale[key]:.1f} MHz" if scale[key] else "unplaced" for key in ("nvfp4_mhz", "mxfp4_mhz")]
+        lines.append(line + f"; alone it places at {mhz[0]} (the exponent add at {mhz[1]}).")
     else:
-        lines.append("NVFP4's FP8 scale multiply: " + not_measured("make synth") + " (mx_row and fp32_scaled_add).")
+        lines.append("NVFP4's FP8 scale multiply: " + not_measured("make synth") + " (mx_block_term).")
     mx_array, nv_array = (costs[name] for name in ("MXFP4", "NVFP4"))
     if (mx_array and nv_array and mx_array["unit"] == nv_array["unit"] == MX_ARRAY_UNIT
             and mx_array["pes"] == nv_array["pes"]):
         lines.append(f"In the MX arrays of {mx_array['pes']} PEs, NVFP4 costs "
-                     f"{nv_array['lut_equiv'] - mx_array['lut_equiv']:,.0f} LUT-equiv per PE more than MXFP4: "
-                     "its scale multiplies and wider float32 units shared by the PEs.")
+                     f"{nv_array['lut_equiv'] - mx_array['lut_equiv']:,.0f} LUT-equiv per PE more than MXFP4 (its "
+                     f"scale multiply and wider float32 unit, shared by the PEs, less its narrower block sums) and "
+                     f"places at {nv_array['fmax_mhz']:.1f} against {mx_array['fmax_mhz']:.1f} MHz.")
     return lines
 
 

@@ -39,6 +39,8 @@ def _synth_rows():
              {"fmt": "nvfp4", "columns": 8, "shared": True}),
         _row("fp32_scaled_add", "fp32_scaled_add 14/10", 900, 600, {"1": 130.0}, {"sig_width": 14, "exp_width": 10}),
         _row("fp32_scaled_add", "fp32_scaled_add 21/6", 964, 610, {"1": 120.0}, {"sig_width": 21, "exp_width": 6}),
+        _row("mx_block_term", "mx_block_term (fmt=mxfp4)", 15, 40, {"1": 250.0}, {"fmt": "mxfp4"}),
+        _row("mx_block_term", "mx_block_term (fmt=nvfp4)", 575, 140, {"1": 118.0}, {"fmt": "nvfp4"}),
         # FP16: 33e6 / 1.0 = 33 M against 120e6 / 0.96 = 125 M: the pipelined one is the baseline
         _row("fp16_mac", "fp16_mac", 1000, 300, {"1": 33.0, "2": 33.0, "3": 33.0}),
         _row("fp16_pipe_mac", "fp16_pipe_mac", 960, 360, {"1": 120.0, "2": 121.0, "3": 119.0}),
@@ -100,10 +102,10 @@ def test_goal_and_scale_multiply_sentences(build):
     assert "MXFP4 PE: 1.10× the LUT-equiv of fourbit's PE at 118.0 against 100.0 MHz: the goal" in text
     assert "is met." in text
     assert "Synthesis rows of 2026-12-04 12:00 UTC." in text
-    # rows 2240 - 1760 = 480, float32 units 964 - 900 = 64: 416 per row of 8, 52 per PE
-    assert ("the NVFP4 mx_row has 480 LUT-equiv more than the MXFP4 one, 64 of them in its wider float32 unit"
-            in text)
-    assert "costs 416 per row of 8, 52 per PE." in text
+    # block terms 575 - 15 = 560 LUT-equiv, 140 - 40 = 100 FF; no MX array, so no share per PE
+    assert ("NVFP4's FP8 scale multiply (mx_block_term, measured alone with its registers, 1 seed): 575 LUT-equiv "
+            "against 15 for MXFP4's exponent add, so 560 LUT-equiv and 100 FF more per float32 unit; alone it "
+            "places at 118.0 MHz (the exponent add at 250.0 MHz).") in text
 
 
 def test_an_mx_array_is_preferred_to_the_row(build):
@@ -128,9 +130,14 @@ def test_the_nvfp4_array_against_the_mxfp4_array(build):
         _row("mx_array", "mx_array 4x4 (fmt=nvfp4)", 3680, 2800, {"1": 110.0}, {"rows": 4, "cols": 4, "fmt": "nvfp4"},
              [4, 4])]
     _write(build / "synth" / "report.json", {"rows": rows})
+    lines = _lines(build)
     # (3680 - 3200) / 16 = 30 per PE
-    assert ("In the MX arrays of 16 PEs, NVFP4 costs 30 LUT-equiv per PE more than MXFP4: its scale multiplies and "
-            "wider float32 units shared by the PEs.") in _lines(build)
+    assert ("In the MX arrays of 16 PEs, NVFP4 costs 30 LUT-equiv per PE more than MXFP4 (its scale multiply and "
+            "wider float32 unit, shared by the PEs, less its narrower block sums) and places at 110.0 against "
+            "110.0 MHz.") in lines
+    # 4 x 4 NVFP4: one unit for min(4, 16 // 4) = 4 rows of 4 = 16 PEs: 560 / 16 = 35.0 per PE
+    assert any("more per float32 unit, 35.0 per PE where one unit serves 16 PEs (the NVFP4 array above);" in line
+               for line in lines)
 
 
 def test_missing_inputs_are_named_cells_not_figures(tmp_path):
@@ -139,7 +146,7 @@ def test_missing_inputs_are_named_cells_not_figures(tmp_path):
     assert fourbit == ("| fourbit radix-4 | not measured: run make synth | not measured | not measured | "
                        "not measured | not measured | not measured | not measured: run make chip | "
                        "not measured: run make train-quick | not measured: run make train |")
-    assert "NVFP4's FP8 scale multiply: not measured: run make synth (mx_row and fp32_scaled_add)." in lines
+    assert "NVFP4's FP8 scale multiply: not measured: run make synth (mx_block_term)." in lines
     assert not any("goal" in line for line in lines)
     assert formats.plot(formats.collect(tmp_path / "nowhere", record=None), tmp_path / "p.png") is None
 
@@ -179,10 +186,18 @@ def test_a_chip_array_that_did_not_place_says_so(build):
     assert "| not measured: run make chip |" in next(line for line in lines if line.startswith("| FP16"))
 
 
-def test_a_missing_float32_unit_leaves_the_scale_multiply_unmeasured(build):
-    rows = [r for r in _synth_rows() if r["label"] != "fp32_scaled_add 21/6"]
+def test_a_chip_array_not_run_to_placement_says_so(build):
+    row = {**_chip("fourbit", "fourbit", [20, 17], None), "not_placed": True,
+           "error": "predicted only (--stop-after predict)"}
+    _write(build / "chip" / "chip.json", {"rows": [row]})
+    fourbit = next(line for line in _lines(build) if line.startswith("| fourbit"))
+    assert "| not run: predicted only (--stop-after predict) (build/chip/chip.json) |" in fourbit
+
+
+def test_a_missing_block_term_leaves_the_scale_multiply_unmeasured(build):
+    rows = [r for r in _synth_rows() if r["label"] != "mx_block_term (fmt=nvfp4)"]
     _write(build / "synth" / "report.json", {"rows": rows})
-    assert "NVFP4's FP8 scale multiply: not measured: run make synth (mx_row and fp32_scaled_add)." in _lines(build)
+    assert "NVFP4's FP8 scale multiply: not measured: run make synth (mx_block_term)." in _lines(build)
 
 
 def test_plot_and_report_section(build):
