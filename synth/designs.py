@@ -23,8 +23,7 @@ ROW_UNITS = ("mx_row",)
 ARRAY_UNIT = "training_array"
 #: The block-scaled training array: (side, format) of the default run, ECP5 LUT-only (its float32
 #: row units do not fit the iCE40 parts beyond 2x2). NVFP4 only at the size whose PE the
-#: per-format table divides out (synth.formats takes the headline-size array, placed with several
-#: seeds like the 4-bit one, else the largest placed).
+#: per-format table divides out (synth.formats takes the largest placed array).
 MX_ARRAY_UNIT = "mx_array"
 MX_ARRAYS = ((2, "mxfp4"), (4, "mxfp4"), (4, "nvfp4"))
 #: The array with two rows' INT4 products per hard multiplier: placed with DSPs on ECP5 at every
@@ -71,8 +70,7 @@ class Design:
     array_size : (rows, cols) or None
         Set for the training array.
     headline : bool
-        Run with several seeds on :data:`HEADLINE_RUN`: the PEs and array of the 4-bit vs FP16
-        comparison, and the MX arrays whose PE the per-format table divides out.
+        Part of the 4-bit vs FP16 comparison: run with several seeds on :data:`HEADLINE_RUN`.
     """
 
     unit: str
@@ -105,7 +103,7 @@ def _array(size):
 
 def _mx_array(size, fmt):
     return Design(MX_ARRAY_UNIT, {"rows": size, "cols": size, "fmt": fmt}, (HEADLINE_RUN,),
-                  macs_per_cycle=size * size, array_size=(size, size), headline=size == HEADLINE_ARRAY_SIZE)
+                  macs_per_cycle=size * size, array_size=(size, size))
 
 
 def _macs_per_cycle(name, params):
