@@ -114,7 +114,7 @@ def _interrupt(argv, ready_line):
 
 
 def test_ctrl_c_during_simulation_is_one_line(tmp_path):
-    rc, err = _interrupt(["-m", "testbench", "--unit", "int4_mac", "--sim", "icarus", "--quick"],
+    rc, err = _interrupt(["-m", "testbench", "--unit", "fp16_pipe_mac", "--sim", "icarus", "--quick"],
                          "unit / configuration")
     assert rc == 130 and "Traceback" not in err
     assert err.strip().count("\n") == 0
@@ -122,7 +122,7 @@ def test_ctrl_c_during_simulation_is_one_line(tmp_path):
 
 
 def test_ctrl_c_during_synthesis_is_one_line(tmp_path):
-    rc, err = _interrupt(["-m", "synth", "--quick", "--designs", "int4_mac", "--out-dir", str(tmp_path),
+    rc, err = _interrupt(["-m", "synth", "--quick", "--designs", "fp16_pipe_mac", "--out-dir", str(tmp_path),
                           "--verilog-dir", str(tmp_path / "verilog")], "== synth:")
     assert rc == 1 and "Traceback" not in err
     assert err.strip().count("\n") == 0
