@@ -100,8 +100,10 @@ def test_damaged_dataset_cache_names_the_file(tmp_path, content):
 
 def _interrupt(argv, ready_line):
     """Start ``argv`` in its own process group, send SIGINT once ``ready_line`` is printed, return (rc, err)."""
+    # A shell's background job inherits SIGINT ignored; a user's Ctrl-C reaches a default handler.
     proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
         if ready_line in line:
             break
