@@ -16,6 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from golden.training.table import RECORD
 from rtl import tools
 from rtl.mx_array_pe import group_rows
 from rtl.mx_row import FORMATS as MX_BLOCKS
@@ -35,8 +36,6 @@ FORMATS = (
 #: (dataset, model, column heading, unit of the gap, the command whose table holds the row).
 ACCURACY_ROWS = (("digits", "mlp", "digits-MLP gap", "points", "make train-quick"),
                  ("pydoc", "transformer", "char-LM bpc gap", "%", "make train"))
-#: The committed copy of the last full training table (golden.training.table writes it after a full run).
-RECORD = Path(__file__).resolve().parents[1] / "docs" / "training_table.json"
 CHIP_DEVICE, CHIP_MAPPING = "LFE5U-85F", "lut"
 PLOT = "formats_gap_vs_efficiency.png"
 MARKERS = ("<!-- formats:begin: python -m synth.formats --readme README.md -->", "<!-- formats:end -->")
@@ -64,13 +63,12 @@ def _params(row):
 
 def _per_pe(row, pes, design):
     """The cost of one PE of a placed synthesis row that holds ``pes`` PEs."""
-    fmax = [f for f in row["fmax_by_seed"].values() if f is not None]
     median = _median_fmax(row)
     lut = row["lut_equiv"] / pes
     return {"design": design, "unit": row["unit"], "pes": pes, "size": row.get("array_size"),
             "lut_equiv": lut, "ff": row["ff"] / pes,
             "dsp": row["dsp"] / pes,
-            "fmax_mhz": median, "seeds": len(fmax), "mac_per_s_per_klut": report.mac_rates(1, median, lut)[1],
+            "fmax_mhz": median, "seeds": len(_placed_fmax(row)), "mac_per_s_per_klut": report.mac_rates(1, median, lut)[1],
             "date": row.get("date")}
 
 
@@ -135,7 +133,7 @@ def training_tables(build, record=RECORD):
     tables = []
     for path, command in ((build / "train" / "results.json", "make train"),
                           (build / "train" / "quick" / "results.json", "make train-quick"), (record, "make train")):
-        results = _load(Path(path)) if path else None
+        results = _load(Path(path)) if path else None   # record=None: no committed table
         if results is not None:
             where = (f"{Path(path).parent.name}/{Path(path).name} (the last full make train, finished "
                      f"{results['finished_utc']})") if path == record else path
@@ -172,8 +170,12 @@ def scale_multiply(rows, nvfp4_cost):
     return result
 
 
+def _placed_fmax(row):
+    return [f for f in row["fmax_by_seed"].values() if f is not None]
+
+
 def _median_fmax(row):
-    fmax = [f for f in row["fmax_by_seed"].values() if f is not None]
+    fmax = _placed_fmax(row)
     return statistics.median(fmax) if fmax else None
 
 
@@ -198,7 +200,8 @@ def collect(build, record=RECORD):
                                       if (r["dataset"], r["model"]) == (dataset, model)), None)}
                      for (dataset, model, heading, *_), (results, command, where) in zip(ACCURACY_ROWS, sources)
                      if results is not None]
-    return {"entries": entries, "train_sources": train_sources, "scale_multiply": scale_multiply(rows, entries[[f[1] for f in FORMATS].index("nvfp4")]["cost"])}
+    nvfp4_cost = next(e["cost"] for e in entries if e["scheme"] == "nvfp4")
+    return {"entries": entries, "train_sources": train_sources, "scale_multiply": scale_multiply(rows, nvfp4_cost)}
 
 
 # ---------------------------------------------------------------------------------------------
