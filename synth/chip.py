@@ -8,7 +8,9 @@ training step of the digits MLP. Place and route is expensive, so it does not se
 
 1. **Cost model.** Yosys alone (no place and route) at the small sizes of the kind (``fit_sizes``) gives
    LUT-equiv, FF and DSP of each kind and mapping; a least-squares fit
-   ``count = per_pe * R*C + per_row * R + per_col * C + fixed`` extrapolates them.
+   ``count = per_pe * R*C + per_row * R + per_col * C + fixed`` extrapolates them; an MX array also
+   has ``+ per_unit * U``, U its float32 units (one per ``block // C`` rows: the wider the array,
+   the fewer rows a unit serves), fitted to sizes with more than one unit.
 2. **Prediction.** The R x C (each 2..32, sides at most :data:`MAX_ASPECT` apart) with the most
    PEs whose predicted LUT-equiv is within the budget and whose predicted DSPs are within the
    device's multipliers (ties: fewer LUTs, then the squarer array).
@@ -22,7 +24,10 @@ training step of the digits MLP. Place and route is expensive, so it does not se
    is cycles / Fmax.
 
 Results are cached by content like the rest of the flow (build/synth/cache, build/sim); the
-report is build/chip/chip.json and chip.md. An explicit ``--size KIND=RxC`` that cannot fit a
+report is build/chip/chip.json and chip.md. A run into the default folder that places also writes
+its report to :data:`RECORD` (docs/chip_table.json, committed, each row with the date and commit it was
+measured at), which the report, README and per-format table read where build/chip/chip.json is
+missing (a clean clone). An explicit ``--size KIND=RxC`` that cannot fit a
 device stops with a message naming the device, the size and the utilization.
 """
 
@@ -31,6 +36,7 @@ import gc
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 import warnings
@@ -56,14 +62,21 @@ BUDGET, ACCEPT = 0.85, 0.88
 FIT_SIZES = ((2, 2), (2, 4), (4, 2), (3, 3), (4, 4))
 #: For arrays of about 1,000 LUT-equiv per PE (FP16), where a 4 x 4 takes long in Yosys.
 SMALL_FIT_SIZES = FIT_SIZES[:4]
+#: For MX arrays: two sizes with two float32 units (G = 32 // C rows each), so the fit can price a unit.
+MX_FIT_SIZES = (*FIT_SIZES, (3, 11), (6, 6))
 #: For arrays whose PEs pair rows (even R only: R/2 hard multipliers per column).
 EVEN_ROW_FIT_SIZES = ((2, 2), (2, 4), (4, 2), (4, 4))   # (2, 3) trips an assertion in Yosys 0.70
 #: Longest side over shortest side of a chosen array: the model is fitted to aspect ratios up to 2,
 #: and a skinny array pays a tile period R + C - 1 out of proportion to its PEs.
 MAX_ASPECT = 2
 SEED = 1
+#: nextpnr's router for the chip-size arrays: router1 did not converge in 35 min on a 4-bit array at
+#: 78 % of the 25F's logic cells, router2 routes it in about a minute (docs/rtl.md, "Chip-size synthesis").
+ROUTER = "router2"
 SYNTH_TARGET = "ecp5-85f"
 OUT_DIR = Path("build/chip")
+#: The committed copy of the last chip report (see the module docstring).
+RECORD = Path(__file__).resolve().parents[1] / "docs" / "chip_table.json"
 CACHE_DIR = Path("build/synth/cache")
 VERILOG_DIR = Path("build/chip/verilog")
 
@@ -104,6 +117,9 @@ class ArrayKind:
     step_bench : bool
         Whether the unit's cocotb bench has the ``training_step`` test (else the step's cycles are
         the timing model's).
+    block : int
+        For an array whose rows share float32 units (one per ``block // C`` rows), its block size:
+        the cost model then prices the units (:func:`shared_units`); 0 for the others.
     """
 
     name: str
@@ -119,6 +135,7 @@ class ArrayKind:
     row_step: int = 1
     options: tuple = ()
     step_bench: bool = True
+    block: int = 0
 
     def params(self, size):
         """The unit's parameters for an R x C array."""
@@ -136,7 +153,7 @@ ARRAY_KINDS = (
               fit_sizes=SMALL_FIT_SIZES),
     ArrayKind("mxfp4", "mx_array", "mxfp4", ("lut",), 1, 0,
               "MxTrainingArray, MXFP4 PE (E2M1 products, one float32 unit per group of rows)", "mx_row",
-              options=(("fmt", "mxfp4"),), step_bench=False),
+              fit_sizes=MX_FIT_SIZES, options=(("fmt", "mxfp4"),), step_bench=False, block=32),
 )
 KINDS = {kind.name: kind for kind in ARRAY_KINDS}
 
@@ -187,34 +204,44 @@ def label(kind, size):
 
 
 COUNTS = ("lut_equiv", "ff", "dsp")
+TERMS = ("per_pe", "per_row", "per_col", "fixed", "per_unit")
 
 
-def _terms(rows, cols):
-    return [rows * cols, rows, cols, 1]
+def shared_units(size, block):
+    """Float32 units of an R x C MX array of ``block``: one per group of ``block // C`` rows."""
+    rows, cols = size
+    return -(-rows // (block // cols))
 
 
-def fit(points):
+def _terms(size, block=None):
+    rows, cols = size
+    return [rows * cols, rows, cols, 1] + ([shared_units(size, block)] if block else [])
+
+
+def fit(points, block=None):
     """Least-squares cost model from ``[((R, C), {"lut_equiv", "ff", "dsp"})]``.
 
-    Returns ``{count: {"per_pe", "per_row", "per_col", "fixed"}}``.
+    Returns ``{count: {"per_pe", "per_row", "per_col", "fixed"}}``; with ``block`` (an array whose
+    rows share float32 units, :func:`shared_units`) also ``"per_unit"``, and ``"block"``.
     """
-    if len(points) < 4:
-        raise ValueError(f"the cost model needs at least 4 sizes, got {len(points)}")
-    design = np.array([_terms(*size) for size, _ in points], float)
-    model = {}
+    needed = 5 if block else 4
+    if len(points) < needed:
+        raise ValueError(f"the cost model needs at least {needed} sizes, got {len(points)}")
+    design = np.array([_terms(size, block) for size, _ in points], float)
+    if np.linalg.matrix_rank(design) < needed:
+        raise ValueError(f"the sizes {[size for size, _ in points]} cannot separate the cost model's {needed} terms")
+    model = {"block": block} if block else {}
     for count in COUNTS:
         measured = np.array([counts[count] for _, counts in points], float)
         coefficients = np.linalg.lstsq(design, measured, rcond=None)[0]
-        model[count] = dict(zip(("per_pe", "per_row", "per_col", "fixed"), map(float, coefficients)))
+        model[count] = dict(zip(TERMS, map(float, coefficients)))
     return model
 
 
 def predict(model, size):
     """Predicted ``{lut_equiv, ff, dsp}`` (rounded) of an R x C array."""
-    terms = _terms(*size)
-    return {count: max(0, round(sum(model[count][key] * t for key, t in
-                                    zip(("per_pe", "per_row", "per_col", "fixed"), terms))))
-            for count in COUNTS}
+    terms = _terms(size, model.get("block"))
+    return {count: max(0, round(sum(model[count][key] * t for key, t in zip(TERMS, terms)))) for count in COUNTS}
 
 
 def largest_size(model, device, mapping, below=None, budget=BUDGET, row_step=1):
@@ -318,8 +345,9 @@ def run_placement(job):
         return {**out, "fmax_mhz": None, "cached": synthesized["cached"], "wall_seconds": time.monotonic() - start,
                 "error": "not placed (--stop-after yosys)", "not_placed": True}
     placed = flow.place_and_route(synthesized, SEED, CACHE_DIR, device=device, label=label(job.kind, job.size),
-                                  log=print)
+                                  log=print, router=ROUTER)
     return {**out, "fmax_mhz": placed["fmax_mhz"], "utilization": placed["utilization"],
+            **{key: placed.get(key) for key in ("router", "place_seconds", "route_seconds", "date")},
             "error": placed.get("error"), "cached": synthesized["cached"] and placed["cached"],
             "wall_seconds": time.monotonic() - start}
 
@@ -492,7 +520,8 @@ def _fmt(value, digits=0):
 
 
 ARRAY_HEADER = ["device", "mapping", "array", "size", "PEs", "LUT-equiv (predicted)", "% of LUTs", "FF (predicted)",
-                "DSP", "Fmax MHz", "GMAC/s", "step cycles (timing model)", "step time µs"]
+                "DSP", "Fmax MHz", "GMAC/s", "step cycles (timing model)", "step time µs", "place + route min",
+                "measured (commit)"]
 #: How far ``python -m synth.chip --stop-after`` goes at the chosen sizes (default: all the way).
 STAGES = ("predict", "yosys", "place")
 RATIO_HEADER = ["device", "mapping", "fourbit / FP16 arrays", "GMAC/s ratio", "training-step speed-up"]
@@ -515,8 +544,15 @@ def array_rows(report):
                       f"{_fmt(r['lut_equiv'])} ({_fmt(r['predicted']['lut_equiv'])})",
                       f"{100 * share / report['devices'][r['device']]['luts']:.1f}",
                       f"{_fmt(r['ff'])} ({_fmt(r['predicted']['ff'])})", _fmt(r["dsp"]), fmax, gmacs,
-                      f"{_fmt(step.get('cycles'))} ({_fmt(step.get('model_cycles'))})", seconds])
+                      f"{_fmt(step.get('cycles'))} ({_fmt(step.get('model_cycles'))})", seconds, _pnr_minutes(r),
+                      f"{r['date']} ({r.get('commit') or '-'})" if r.get("date") else "-"])
     return cells
+
+
+def _pnr_minutes(row):
+    if row.get("place_seconds") is None:
+        return "-"
+    return f"{row['place_seconds'] / 60:.1f} + {row['route_seconds'] / 60:.1f}"
 
 
 def ratio_rows(report):
@@ -543,9 +579,8 @@ def markdown(report):
              "## fourbit / FP16", "", *_table(RATIO_HEADER, ratio_rows(report)),
              *[f"- {note}" for note in report["notes"]], ""]
     lines += ["## Cost models (Yosys, ECP5)", "",
-              *_table(["array", "mapping", "count", "per PE", "per row", "per column", "fixed"],
-                      [[m["kind"], m["mapping"], count, *(f"{m['model'][count][k]:.1f}" for k in
-                                                          ("per_pe", "per_row", "per_col", "fixed"))]
+              *_table(["array", "mapping", "count", "per PE", "per row", "per column", "fixed", "per float32 unit"],
+                      [[m["kind"], m["mapping"], count, *(_fmt(m["model"][count].get(k), 1) for k in TERMS)]
                        for m in report["models"] for count in COUNTS])]
     return "\n".join(lines)
 
@@ -554,11 +589,14 @@ def method_notes():
     return [
         f"Cost model per array kind and mapping: Yosys alone (synth_ecp5, no place and route) at "
         f"{', '.join(f'{r}x{c}' for r, c in FIT_SIZES)} (FP16 arrays: without 4x4), least-squares fit of LUT-equiv, FF and DSP to "
-        "per PE x R x C + per row x R + per column x C + fixed.",
+        "per PE x R x C + per row x R + per column x C + fixed; MX arrays add per float32 unit x U (U = "
+        "ceil(R / (32 // C)): a unit serves fewer rows the wider the array) and are fitted to "
+        f"{', '.join(f'{r}x{c}' for r, c in MX_FIT_SIZES[len(FIT_SIZES):])} (two units) besides.",
         f"Prediction: the R x C (each {SIZE_MIN}..{SIZE_MAX}, the longer side at most {MAX_ASPECT}x the shorter) "
         f"with the most PEs within {BUDGET:.0%} of the "
         "device's LUTs (and its MULT18X18D count with the dsp mapping); then one Yosys run and one place and "
-        f"route (nextpnr seed {SEED}) at that size; a measured array over {ACCEPT:.0%} of the LUTs, or one that "
+        f"route (nextpnr seed {SEED}, analytic placer, {ROUTER} with the clock on the package's primary-clock pin) "
+        "at that size; a measured array over {ACCEPT:.0%} of the LUTs, or one that "
         "does not place, steps down once.",
         "LUT-equiv counts the array alone (the flow's harness excluded): LUT4 + 2 x CCU2C + 6 x TRELLIS_DPR16X4; "
         "% of LUTs is that over the device's LUT4 count (LFE5U-25F 24,288, LFE5U-85F 83,640).",
@@ -623,13 +661,15 @@ def main(argv=None):
     except ValueError as error:
         raise SystemExit(f"python -m synth.chip: {error}") from None
     history = jobs.History(Path("build/synth/times.json"))
+    this_run = {"date": tools.utc_stamp(), "commit": rtl_commit(), "argv": list(argv if argv is not None else sys.argv[1:]),
+                "load_average": load, "cores": jobs.cores()}
 
     # 1. cost models from Yosys alone at small sizes
     fits = [Synthesis(kind, size, mapping) for kind, mapping in measured for size in kind.fit_sizes]
     fitted = _run_all(run_synthesis, fits, n_jobs, history, lambda j: j.size[0] * j.size[1], "yosys")
     points = {(kind, mapping): [(j.size, fitted[j]) for j in fits if (j.kind, j.mapping) == (kind, mapping)]
               for kind, mapping in measured}
-    models = {(kind.name, mapping): fit(points[kind, mapping]) for kind, mapping in measured}
+    models = {(kind.name, mapping): fit(points[kind, mapping], kind.block) for kind, mapping in measured}
     # Where Yosys infers no multiplier, the dsp mapping is the LUT-only design: placed once.
     as_lut = {kind for kind, mapping in measured if mapping == "dsp" and (kind, "lut") in points
               and all(counts["dsp"] == 0 for _, counts in points[kind, mapping])
@@ -686,6 +726,8 @@ def main(argv=None):
                 "first_try": None if final is job else {"size": list(job.size), "error": placed[job]["error"],
                                                         **_counts(placed[job])},
                 **_counts(result), "lut_share": result["lut_share"], "fmax_mhz": fmax, "error": result.get("error"),
+                **{key: result.get(key) for key in ("router", "place_seconds", "route_seconds")},
+                "date": result.get("date") or this_run["date"], "commit": this_run["commit"],
                 "utilization": result.get("utilization", {}),
                 "gmac_per_s": pes * fmax * final.kind.macs_per_pe / 1000 if fmax else None,
                 "step": {"model_cycles_by_gemm": model_step_cycles(final.kind, final.size, shapes)},
@@ -717,18 +759,45 @@ def main(argv=None):
             if row["fmax_mhz"]:
                 step["seconds"] = measured["cycles"] / (row["fmax_mhz"] * 1e6)
 
-    this_run = {"date": tools.utc_stamp(), "argv": list(argv if argv is not None else sys.argv[1:]),
-                "wall_seconds": round(time.monotonic() - started), "load_average": load, "cores": jobs.cores()}
+    this_run["wall_seconds"] = round(time.monotonic() - started)
     model_entries = [{"kind": k, "mapping": m, "model": model, "points": [
         {"size": list(j.size), **{c: fitted[j][c] for c in COUNTS}} for j in fits if (j.kind.name, j.mapping) == (k, m)]}
         for (k, m), model in models.items()]
     out = Path(args.out_dir)
-    report = merge(_previous(out / "chip.json"), this_run, model_entries, rows, shapes)
+    default_out = out.resolve() == OUT_DIR.resolve()
+    previous = _previous(out / "chip.json") or (_previous(RECORD) if default_out else {})
+    report = merge(previous, this_run, model_entries, rows, shapes)
     out.mkdir(parents=True, exist_ok=True)
     (out / "chip.json").write_text(json.dumps(report, indent=2) + "\n")
+    if default_out and args.stop_after == "place":
+        RECORD.write_text(json.dumps(report, indent=1) + "\n")
     (out / "chip.md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def rtl_commit():
+    """The checkout's commit (short), with "+dirty" when rtl/ differs from it; None outside git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rtl"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def load_report(build=Path("build")):
+    """``(report, where)``: build/chip/chip.json, else the committed :data:`RECORD`, else ``(None, None)``;
+    ``where`` names the file as the tables cite it."""
+    for path, where in ((Path(build) / "chip" / "chip.json", "build/chip/chip.json"),
+                        (RECORD, f"{RECORD.parent.name}/{RECORD.name}")):
+        report = _previous(path)
+        if report:
+            return report, where
+    return None, None
 
 
 def _previous(path):

@@ -17,10 +17,17 @@ Area is counted from Yosys' cell statistics of the core:
   computes the sum bit and is already counted.
 
 Fmax is nextpnr's achieved frequency for the clock in its ``--report`` JSON.
+
+Placement uses nextpnr's analytic placer (``heap``, its default) and router1 unless a caller asks for
+router2 (the chip-level runs, synth/chip.py: router1 does not converge on a chip-size 4-bit array).
+router2 needs the clock on a pin that reaches the global clock network, so with it the clock pin is
+locked to the package's primary-clock input (:data:`CLOCK_PINS`, an LPF file); unlocked, nextpnr may
+put ``clk`` on an ordinary pin and router2 fails at once.
 """
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -35,6 +42,9 @@ FLOW_VERSION = 1
 
 HARNESS_TOP = "fourbit_harness"
 CLOCK_PORT, RESET_PORT = "clk", "rst"
+#: A primary-clock (PCLK) input pin per ECP5 package: the ULX3S's 25 MHz clock input on CABGA381.
+CLOCK_PINS = {"CABGA381": "G2"}
+ROUTERS = ("router1", "router2")
 
 
 @dataclass(frozen=True)
@@ -365,15 +375,28 @@ def _short_creator(creator):
     return first + ")" if first.count("(") > first.count(")") else first
 
 
-def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, device=None, label=None):
+def clock_lpf(target):
+    """LPF text locking the clock to ``target``'s primary-clock pin (:data:`CLOCK_PINS`)."""
+    package = target.nextpnr_args[target.nextpnr_args.index("--package") + 1]
+    if target.family != "ecp5" or package not in CLOCK_PINS:
+        raise ValueError(f"no primary-clock pin known for {target.part} in {package}; known: {sorted(CLOCK_PINS)}")
+    return f'LOCATE COMP "{CLOCK_PORT}" SITE "{CLOCK_PINS[package]}";\nIOBUF PORT "{CLOCK_PORT}" IO_TYPE=LVCMOS33;\n'
+
+
+def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, device=None, label=None,
+                    router="router1"):
     """nextpnr on a synthesized netlist; returns the P&R result dict (cached).
 
     The result has ``fmax_mhz`` (None if the design did not fit; ``error`` says why, naming
     ``label`` (default: the top module), the device and the utilization), ``utilization`` (bel
-    counts with the harness), ``freq_mhz`` and ``seconds``. A design whose cell counts exceed the
-    device is not given to nextpnr. ``device`` (a :class:`Target` of the same family) places on
-    another device than the one synthesized for.
+    counts with the harness), ``freq_mhz``, ``seconds`` (of which ``place_seconds`` and
+    ``route_seconds`` in the placers and routers) and the ``date`` it was placed. A design whose cell
+    counts exceed the device is not given to nextpnr. ``device`` (a :class:`Target` of the same family) places on
+    another device than the one synthesized for. ``router`` is nextpnr's (:data:`ROUTERS`); with
+    ``router2`` the clock is locked to the package's primary-clock pin (:func:`clock_lpf`).
     """
+    if router not in ROUTERS:
+        raise ValueError(f"router must be one of {ROUTERS}, got {router!r}")
     spec = device or TARGETS[synth_result["target"]]
     label = label or synth_result["top"]
     freq = spec.freq_mhz if freq_mhz is None else float(freq_mhz)
@@ -381,11 +404,14 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, dev
     args = [*spec.nextpnr_args, "--json", "netlist.json", "--top", HARNESS_TOP, "--seed", str(seed),
             "--freq", f"{freq:g}", "--timing-allow-fail", "--report", "report.json", "-q",
             "-l", "nextpnr.log"]
-    result = {"seed": seed, "freq_mhz": freq}
+    lpf = clock_lpf(spec) if router == "router2" else None
+    if lpf:
+        args += ["--router", router, "--lpf", "clock.lpf", "--lpf-allow-unconstrained"]
+    result = {"seed": seed, "freq_mhz": freq, **({"router": router} if lpf else {})}
     problem = fit_problem(label, synth_result, spec)
     if problem:
         return {**result, "fmax_mhz": None, "utilization": {}, "error": problem, "seconds": None, "cached": False}
-    key = digest(b"pnr", netlist.read_bytes(), spec.name, args,
+    key = digest(b"pnr", netlist.read_bytes(), spec.name, args, *filter(None, [lpf]),
                  tool_versions()[f"yowasp-nextpnr-{spec.family}"], FLOW_VERSION)
     work = Path(cache_dir) / f"pnr-{synth_result['top'][:60]}-{key}"
     # Two jobs with the same netlist and seed (an ECP5 "dsp" run that inferred no multiplier is the
@@ -396,6 +422,8 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, dev
             return {**json.loads(result_path.read_text()), "cached": True}
         work.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(netlist, work / "netlist.json")
+        if lpf:
+            (work / "clock.lpf").write_text(lpf)
         try:
             seconds = _run_tool(spec.nextpnr, args, work, "nextpnr.out", log)
         except FlowError:
@@ -408,11 +436,26 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, dev
         else:
             report = _load_json(work / "report.json", spec.nextpnr)
             result.update(fmax_mhz=parse_fmax(report), utilization=parse_utilization(report),
-                          seconds=round(seconds, 2))
+                          seconds=round(seconds, 2), **phase_seconds(work / "nextpnr.log"), date=tools.utc_stamp())
         finally:
             (work / "netlist.json").unlink(missing_ok=True)
         result_path.write_text(json.dumps(result, indent=2) + "\n")
     return {**result, "cached": False}
+
+
+#: nextpnr's log lines giving the seconds of its placers and routers, per phase.
+_PHASE_TIMES = {"place_seconds": re.compile(r"^Info: (?:HeAP Placer Time:|SA placement time) ([0-9.]+)s"),
+                "route_seconds": re.compile(r"^Info: Router[12] time ([0-9.]+)s")}
+
+
+def phase_seconds(log_path):
+    """``{"place_seconds", "route_seconds"}`` summed over the placers and routers in a nextpnr log
+    (``{}`` without a log)."""
+    if not Path(log_path).is_file():
+        return {}
+    lines = Path(log_path).read_text(errors="replace").splitlines()
+    return {phase: round(sum(float(m[1]) for m in map(pattern.match, lines) if m), 1)
+            for phase, pattern in _PHASE_TIMES.items()}
 
 
 #: Lowercase fragments of nextpnr's error when the design needs more cells than the device has.

@@ -4,8 +4,9 @@
 it also rewrites the README's copy between its ``formats:begin``/``formats:end`` markers);
 ``python -m synth.project_report`` puts it and the plot of accuracy gap against MAC/s per 1k LUT
 into the report. Every figure comes from a stage's results: build/synth/report.json (one PE on
-ECP5-85F LUT-only, Fmax the median of the seeds placed), build/chip/chip.json (chip-level GMAC/s)
-and the training table (build/train/results.json, else its quick version, and for the rows these
+ECP5-85F LUT-only, Fmax the median of the seeds placed), build/chip/chip.json (chip-level GMAC/s;
+where it is missing docs/chip_table.json, the committed copy of the last chip report, its cells
+dated) and the training table (build/train/results.json, else its quick version, and for the rows these
 lack docs/training_table.json, the committed copy of the last full table). A figure whose stage
 has not run is a "not measured: run make X" cell.
 """
@@ -21,6 +22,7 @@ from rtl import tools
 from rtl.mx_array_pe import group_rows
 from rtl.mx_row import FORMATS as MX_BLOCKS
 
+from . import chip as chip_level
 from . import report, sweep
 from .designs import ARRAY_UNIT, BASELINE_UNITS, HEADLINE_RUN
 
@@ -97,8 +99,9 @@ def cost(rows, array_unit, row_format):
     return _per_pe(row, columns, f"mx_row of {columns} ÷ {columns}, shared float32 unit (no array)")
 
 
-def chip_entry(chip, fmt):
-    """The chip-level cell of ``fmt`` (a training scheme name or "fp16") from build/chip/chip.json, or None.
+def chip_entry(chip, fmt, where="build/chip/chip.json"):
+    """The chip-level cell of ``fmt`` (a training scheme name or "fp16") from the chip report ``chip``
+    (read from ``where``), or None; a row that carries its date shows it.
 
     The largest placed array of the format on :data:`CHIP_DEVICE` with :data:`CHIP_MAPPING` (the
     ``rows`` of ``python -m synth.chip``: device, mapping, fmt, kind, size, gmac_per_s), and the
@@ -114,11 +117,11 @@ def chip_entry(chip, fmt):
         if not tried:
             return None
         if all(r.get("not_placed") for r in tried):      # stopped before placement, e.g. --stop-after
-            return f"not run: {tried[0].get('error') or 'not placed'} (build/chip/chip.json)"
-        return "did not place (build/chip/chip.json)"
+            return f"not run: {tried[0].get('error') or 'not placed'} ({where})"
+        return f"did not place ({where})"
     best = max(placed, key=lambda r: r["gmac_per_s"])
     rows_, cols = best["size"]
-    cell = f"{best['gmac_per_s']:.2f} ({best['kind']} {rows_}x{cols})"
+    cell = f"{best['gmac_per_s']:.2f} ({best['kind']} {rows_}x{cols}{', ' + best['date'] if best.get('date') else ''})"
     estimate = next((e for e in (chip or {}).get("estimates", []) if on_device(e) and e.get("gmac_per_s")),
                     None) if fmt == "fp16" else None
     if estimate:
@@ -184,14 +187,14 @@ def collect(build, record=RECORD):
     column comes from the first training table (:func:`training_tables`) that has its row."""
     build = Path(build)
     synth = _load(build / "synth" / "report.json")
-    chip = _load(build / "chip" / "chip.json")
+    chip, chip_where = chip_level.load_report(build)
     tables = training_tables(build, record)
     sources = [next(((results, command, where) for results, command, where in tables
                      if gap(results, "fourbit", dataset, model) is not None), (None, None, None))
                for dataset, model, *_ in ACCURACY_ROWS]
     rows = synth["rows"] if synth else []
     entries = [{"format": name, "scheme": scheme, "cost": cost(rows, array_unit, row_format),
-                "chip": chip_entry(chip, scheme or "fp16"),
+                "chip": chip_entry(chip, scheme or "fp16", chip_where),
                 "gaps": [gap(results, scheme, dataset, model) if scheme else None
                          for (dataset, model, *_), (results, _, _) in zip(ACCURACY_ROWS, sources)]}
                for name, scheme, array_unit, row_format in FORMATS]

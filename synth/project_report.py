@@ -332,13 +332,14 @@ def chip_section(build):
     """The chip-level comparison of build/chip/chip.json (``make chip``, outside the default flow)."""
     from . import chip
 
-    section, report = _stage_results(build / "chip" / "chip.json",
-                                     "Chip level: the largest fourbit and FP16 arrays per device", "make chip")
-    if report and "generated_utc" not in report:  # not written by make chip (a hand-made file of rows)
-        section.missing = "make chip"
-    if section.missing:
+    report, where = chip.load_report(build)
+    section = Section("Chip level: the largest fourbit and FP16 arrays per device",
+                      missing=None if report and "generated_utc" in report else "make chip")
+    if section.missing:   # not run, or a hand-made file of rows not written by make chip
         return section, {}
     section.paragraphs.append(
+        ("" if where.startswith("build/") else f"From {where}, the committed record of the last `make chip` (this "
+                                               "build has not run it; each row says when it was measured). ") +
         f"`make chip`, last run {report['generated_utc']} ({_num(report['wall_seconds'])} s wall on {report['cores']} "
         f"cores, load average {report['load_average']}; the rows come from {len(report['runs'])} run(s) taking "
         f"{_num(sum(run['wall_seconds'] for run in report['runs']))} s in all): the array with the most PEs the Yosys cost model puts within "

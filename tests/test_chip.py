@@ -39,6 +39,22 @@ def test_fit_needs_four_sizes():
         chip.fit([(size, linear_counts(size)) for size in chip.FIT_SIZES[:3]])
 
 
+def test_an_mx_model_prices_its_float32_units():
+    # one float32 unit per 32 // C rows: 29x16 has ceil(29 / 2) = 15 units, 22x21 one per row, 22
+    assert (chip.shared_units((29, 16), 32), chip.shared_units((22, 21), 32), chip.shared_units((4, 4), 32)) == (15, 22, 1)
+
+    def counts(size):
+        units = chip.shared_units(size, 32)
+        return {"lut_equiv": 150 * size[0] * size[1] + 20 * size[0] + 900 * units + 500,
+                "ff": 170 * size[0] * size[1] + 600 * units, "dsp": 0}
+
+    fitted = chip.fit([(size, counts(size)) for size in chip.MX_FIT_SIZES], block=32)
+    assert fitted["lut_equiv"]["per_unit"] == pytest.approx(900) and fitted["ff"]["per_unit"] == pytest.approx(600)
+    assert chip.predict(fitted, (22, 21)) == counts((22, 21))
+    with pytest.raises(ValueError, match="cannot separate the cost model's 5 terms"):
+        chip.fit([(size, counts(size)) for size in chip.FIT_SIZES], block=32)   # one unit at every size
+
+
 def test_largest_size_has_the_most_pes_within_the_budget():
     device = flow.TARGETS["ecp5-85f"]
     rows, cols = chip.largest_size(model(), device, "lut")
@@ -218,3 +234,23 @@ def test_an_unplaced_array_gets_a_labelled_estimate_from_the_largest_placed_arra
 def test_a_kind_pairing_rows_gets_an_even_number_of_rows():
     size = chip.largest_size(model(DSP_PER_PE), chip.DEVICES["LFE5U-25F"], "dsp", row_step=2)
     assert size[0] % 2 == 0 and size[0] * size[1] == 28
+
+
+def test_without_a_build_the_report_and_the_format_table_read_the_committed_record(tmp_path, monkeypatch):
+    from synth import formats, project_report
+
+    report = sample_report()
+    report["rows"][0].update(date="2026-12-05 01:00 UTC", commit="abc1234567", place_seconds=600.0, route_seconds=90.0)
+    record = tmp_path / "docs" / "chip_table.json"
+    record.parent.mkdir()
+    record.write_text(json.dumps(report))
+    monkeypatch.setattr(chip, "RECORD", record)
+    build = tmp_path / "build"
+    assert chip.load_report(build) == (report, "docs/chip_table.json")
+    assert formats.chip_entry(report, "fourbit") == "29.70 (fourbit 22x15, 2026-12-05 01:00 UTC)"
+    assert "| 44.0 | 10.0 + 1.5 | 2026-12-05 01:00 UTC (abc1234567) |" in chip.markdown(report)
+    (md, _), _ = project_report.write(build)
+    assert "From docs/chip_table.json, the committed record of the last `make chip`" in md.read_text()
+    (build / "chip").mkdir()
+    (build / "chip" / "chip.json").write_text(json.dumps(sample_report()))
+    assert chip.load_report(build) == (sample_report(), "build/chip/chip.json")

@@ -176,6 +176,44 @@ def test_a_new_seed_reruns_only_place_and_route(fake_tools, tmp_path):
     assert result["seed"] == 2
 
 
+#: Lines of a nextpnr log with the times of its phases (from a router2 run of a 12 x 7 array).
+NEXTPNR_PHASES = ("Info: HeAP Placer Time: 88.11s\nInfo: SA placement time 97.95s\n"
+                  "Info: Router2 time 64.58s\nInfo: Router1 time 2.98s\n")
+
+
+class RecordingTools(FakeTools):
+    """FakeTools that keep nextpnr's arguments and LPF file and write a log with phase times."""
+
+    def __call__(self, command, args, cwd, log_name, log=print):
+        seconds = super().__call__(command, args, cwd, log_name, log)
+        if command.startswith("yowasp-nextpnr"):
+            lpf = Path(cwd) / "clock.lpf"
+            self.nextpnr_args, self.lpf = list(args), lpf.read_text() if lpf.is_file() else None
+            (Path(cwd) / "nextpnr.log").write_text(NEXTPNR_PHASES)
+        return seconds
+
+
+def test_router2_locks_the_clock_to_the_primary_clock_pin_and_the_phases_are_timed(monkeypatch, tmp_path):
+    tools_ = RecordingTools()
+    monkeypatch.setattr(flow, "_run_tool", tools_)
+    synthesized = flow.synthesize(TINY, "tiny_mac", "ecp5-85f", "lut", tmp_path)
+    result = flow.place_and_route(synthesized, 1, tmp_path, router="router2")
+    assert tools_.lpf == 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
+    args = tools_.nextpnr_args
+    assert args[args.index("--router") + 1] == "router2" and args[args.index("--lpf") + 1] == "clock.lpf"
+    # 88.11 + 97.95 s placing, 64.58 + 2.98 s routing (router2, then router1's legality check)
+    assert (result["router"], result["place_seconds"], result["route_seconds"]) == ("router2", 186.1, 67.6)
+    default = flow.place_and_route(synthesized, 1, tmp_path)
+    assert not default["cached"] and "--router" not in tools_.nextpnr_args and tools_.lpf is None
+
+
+def test_an_unknown_router_or_a_package_without_a_known_clock_pin_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="router3"):
+        flow.place_and_route({}, 1, tmp_path, router="router3")
+    with pytest.raises(ValueError, match="iCE40UP5K in sg48"):
+        flow.clock_lpf(flow.TARGETS["ice40-up5k"])
+
+
 def test_changed_verilog_mapping_or_tool_version_misses_the_cache(fake_tools, tmp_path, monkeypatch):
     flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
     changed = tmp_path / "tiny_mac.v"
