@@ -63,8 +63,10 @@ class TrainingArray(wiring.Component):
 
     Flow control and bad input:
 
-    * Input gaps become bubbles; only output back-pressure (``o.valid`` and not ``o.ready``)
-      stalls the whole array, in lockstep.
+    * Input gaps become bubbles; only output back-pressure stalls the whole array, in lockstep:
+      an output row offered and not taken waits in a skid register, and the array stands still
+      from the next cycle until the cycle after that row is taken (``o.ready`` reaches no other
+      logic in the same cycle).
     * A command with K = 0 or mode 3 is consumed at once, takes no beats, produces no output and
       sets the sticky ``error`` flag (cleared by reset only).
     * A command whose mode differs from the mode of the tiles still accumulating waits (no beat is
@@ -140,10 +142,11 @@ class TrainingArray(wiring.Component):
         rows, cols, sums = self.rows, self.cols, self.sums
         m = Module()
         # Every register of the array advances together; the metadata queue is written and read
-        # only in advancing cycles, so it needs no enable of its own.
+        # only in advancing cycles, so it needs no enable of its own. ``advance`` is a register:
+        # an output beat not taken when it is offered waits in a skid register (``o`` shows it
+        # while the array stands still), so that no path leads from ``o.ready`` to the intake.
         core = Module()
-        advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+        advance = Signal(init=1)
         m.submodules.core = EnableInserter(advance)(core)
         # (mode, s) of each tile from its last beat until its drain starts; at most 2 are pending.
         m.submodules.meta = meta = SyncFIFO(width=_TileLayout.size, depth=self.meta_depth)
@@ -179,7 +182,7 @@ class TrainingArray(wiring.Component):
         m.d.comb += [
             self.a.ready.eq(can_take & self.b.valid),
             self.b.ready.eq(can_take & self.a.valid),
-            self.cmd.ready.eq(advance & (bad | (take & final))),
+            self.cmd.ready.eq(bad | (take & final)),
             meta.w_en.eq(take & final),
             pending.mode.eq(cmd.mode),
             pending.s.eq(cmd.s),
@@ -196,8 +199,8 @@ class TrainingArray(wiring.Component):
             core.d.sync += cooldown.eq(self.tile_period - 1)
         with core.Elif(cooldown != 0):
             core.d.sync += cooldown.eq(cooldown - 1)
-        with core.If(self.cmd.valid & bad):
-            core.d.sync += self.error.eq(1)
+        with m.If(self.cmd.valid & bad):
+            m.d.sync += self.error.eq(1)
 
         # Control travels along the anti-diagonals: ctrl[d] is the control of the beat whose operands
         # are at the PEs at distance d from the first PE (row R-1, column 0) in the same cycle;
@@ -256,16 +259,21 @@ class TrainingArray(wiring.Component):
                     core.d.comb += pe.shift_in.eq(lanes(pes[g + 1][j], "shadow")[0])
         self.pe.connect_rows(core, pes)
 
-        m.d.comb += [
-            self.o.valid.eq(holding[0]),
-            self.o.payload.row.eq(row),
-            self.o.payload.last.eq(~holding[1]),
-            self.o.payload.mode.eq(tile.mode),
-            self.o.payload.s.eq(tile.s),
-        ]
+        # The drain's beat, offered in advancing cycles (plain bits: no Verilog wire per field).
+        beat = data.View(self.o.payload.shape(), Signal(self.o.payload.shape().size))
+        m.d.comb += [beat.row.eq(row), beat.last.eq(~holding[1]), beat.mode.eq(tile.mode), beat.s.eq(tile.s)]
         for j, pe in enumerate(pes[0]):
             shadow = lanes(pe, "shadow")[0]
-            m.d.comb += [self.o.payload[name][j].eq(value) for name, value in self.pe.outputs(shadow, tile.mode).items()]
+            m.d.comb += [beat[name][j].eq(value) for name, value in self.pe.outputs(shadow, tile.mode).items()]
+        skid = Signal(self.o.payload.shape().size, reset_less=True)
+        with m.If(advance & holding[0] & ~self.o.ready):
+            m.d.sync += [skid.eq(beat), advance.eq(0)]
+        with m.Elif(self.o.ready):
+            m.d.sync += advance.eq(1)
+        m.d.comb += [
+            self.o.valid.eq(~advance | holding[0]),
+            self.o.payload.eq(Mux(advance, beat, skid)),
+        ]
         return m
 
     def timing(self, commands):

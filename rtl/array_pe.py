@@ -127,7 +127,7 @@ class FourBitDspPe(FourBitPe):
         return DspPairProcessingElement(rows, fwd_width=self.fwd_width, bwd_width=self.bwd_width)
 
     def lanes(self, pe, name):
-        return [getattr(pe, name)[row] for row in range(pe.rows)]
+        return pe.lanes(name)
 
 
 class Fp16PipePe(PeKind):

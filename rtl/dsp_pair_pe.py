@@ -1,12 +1,12 @@
 """Two rows of the training array on one hard multiplier: the 3-mode PE with its INT4 products packed in pairs."""
 
-from amaranth import C, Cat, Module, Mux, Signal, signed
+from amaranth import C, Cat, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, wiring
 
 from golden.units import BWD_WIDTH, FWD_WIDTH, PAIR_SHIFT
 
 from .params import check_int
-from .pe import pe_members, set_widths, sum_and_shadow
+from .pe import pe_members, set_widths, shadow_layout, sum_and_shadow
 
 
 class DspPairProcessingElement(wiring.Component):
@@ -34,21 +34,27 @@ class DspPairProcessingElement(wiring.Component):
 
     Members
     -------
-    a : In(data.ArrayLayout(4, rows))
+    The per-lane ports ``a``, ``shift``, ``a_out`` and ``shadow`` are plain bit vectors, lane k in
+    the k-th slice of one lane's width (:meth:`lanes` gives the lanes): with a
+    ``data.ArrayLayout``, Amaranth names each lane ``a[k]`` beside the whole ``a``, and Yosys'
+    ABC9 (0.70) gives bit 1 of ``a`` and the 4-bit ``a[1]`` one name and stops on an assertion
+    (docs/rtl.md, "The DSP array and Yosys' ABC9").
+
+    a : In(4 * rows)
         Operand A of each lane (lane 0 = the upper row), as ``ProcessingElement.a``.
     b : In(4)
         Operand B, as ``ProcessingElement.b``, ``rows - 1`` cycles before the lanes use it.
     fwd, signed_b, phase, valid, first, capture : In(1)
         As for ``ProcessingElement``, for every lane.
-    shift : In(data.ArrayLayout(1, rows))
+    shift : In(rows)
         Per lane: load its shadow from the lane below (the last lane: from ``shift_in``).
     shift_in : In(shadow_layout(W))
         The shadow of the PE below the last lane.
-    a_out : Out(data.ArrayLayout(4, rows))
+    a_out : Out(4 * rows)
         ``a`` delayed by one cycle, for the next PE of the row.
     b_out : Out(4)
         ``b`` delayed by ``rows`` cycles, for the PE above the first lane.
-    shadow : Out(data.ArrayLayout(shadow_layout(W), rows))
+    shadow : Out(rows * (W + 1))
         Per lane, a finished sum (scaled) waiting to be shifted out.
 
     Raises
@@ -60,7 +66,14 @@ class DspPairProcessingElement(wiring.Component):
     def __init__(self, rows=2, fwd_width=FWD_WIDTH, bwd_width=BWD_WIDTH):
         self.rows = check_int("rows", rows, 1, 2)
         set_widths(self, fwd_width, bwd_width)
-        super().__init__(pe_members(self.width, lambda shape: data.ArrayLayout(shape, rows)))
+        super().__init__(pe_members(self.width, lambda shape: rows * Shape.cast(shape).width))
+
+    def lanes(self, name):
+        """The per-lane values of port ``a``, ``shift``, ``a_out`` or ``shadow`` (a ``shadow_layout`` view), lane 0 first."""
+        port = getattr(self, name)
+        width = len(port) // self.rows
+        values = [port[width * lane:width * (lane + 1)] for lane in range(self.rows)]
+        return [data.View(shadow_layout(self.width), value) for value in values] if name == "shadow" else values
 
     def elaborate(self, platform):
         m = Module()
@@ -71,9 +84,10 @@ class DspPairProcessingElement(wiring.Component):
         m.d.sync += operands.eq(Cat(self.a, *b_stages[:rows]))
         m.d.comb += [self.a_out.eq(operands[:4 * rows]), self.b_out.eq(b_stages[rows])]
         b_lanes = b_stages[rows - 1]
+        a, shift, shadow = self.lanes("a"), self.lanes("shift"), self.lanes("shadow")
 
         # FWD: a0 * b and a1 * b from one multiply; lane 1 takes the low half's borrow as carry-in.
-        packed = Cat(self.a[0], C(0, PAIR_SHIFT - 4), self.a[1]) if rows == 2 else self.a[0]
+        packed = Cat(a[0], C(0, PAIR_SHIFT - 4), a[1]) if rows == 2 else a[0]
         product = Signal(signed(len(packed) + 5))
         m.d.comb += product.eq(packed * b_lanes.as_signed())
         low = product[:PAIR_SHIFT].as_signed()
@@ -84,7 +98,6 @@ class DspPairProcessingElement(wiring.Component):
         b = Signal(signed(5))
         m.d.comb += b.eq(Mux(self.signed_b, b_lanes.as_signed(), b_lanes))
         for lane in range(rows):
-            shift_in = self.shadow[lane + 1] if lane + 1 < rows else self.shift_in
-            sum_and_shadow(m, self, self.a[lane], b, int4_terms[lane], self.shift[lane], shift_in,
-                           self.shadow[lane])
+            shift_in = shadow[lane + 1] if lane + 1 < rows else self.shift_in
+            sum_and_shadow(m, self, a[lane], b, int4_terms[lane], shift[lane], shift_in, shadow[lane])
         return m

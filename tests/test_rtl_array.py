@@ -94,7 +94,8 @@ def test_dsp_pair_every_operand_triple(mode, fwd_width, bwd_width):
             await ctx.tick()
             if t >= 3:
                 for lane in range(2):
-                    got[lane].append((ctx.get(pe.shadow[lane].acc) >> scale, ctx.get(pe.shadow[lane].overflow)))
+                    shadow = pe.lanes("shadow")[lane]
+                    got[lane].append((ctx.get(shadow.acc) >> scale, ctx.get(shadow.overflow)))
 
     simulate(pe, testbench)
     for lane, a in enumerate((a0, a1)):
