@@ -172,3 +172,29 @@ def test_ablation_variants_run_and_the_float_backend_equals_the_integer_units():
     results = {variant: bpc(variant) for variant in lm_ablation.VARIANTS}
     assert len(set(results.values())) == len(results), results     # every variant changes the run
     assert all(value < text.unigram_bpc for value in results.values()), results
+
+
+def test_probe_leaves_the_run_unchanged_and_records_every_layer_at_its_steps():
+    from golden.training import lm_probe
+    text = language.Text("the quick brown fox jumps over the lazy dog. " * 200)
+    shape = dict(d=32, heads=2, n_layers=2)
+    config = train.RunConfig("pydoc", "transformer", "fourbit", epochs=1, seed=0, batch_size=8)
+    report = lm_probe.probe(0, text=text, shape=shape, steps=(1, 3), batch=8)
+    assert report["val_bpc"] == language.run(config, text=text, shape=shape)["final_val_bpc"]
+    assert sorted({(r["step"], r["layer"]) for r in report["records"]}) == sorted(
+        (step, f"block{b}.{name}") for step in (1, 3) for b in (0, 1)
+        for name in ("attn.q", "attn.k", "attn.v", "attn.proj", "fc1", "fc2"))
+
+
+def test_probe_gradient_errors_by_hand():
+    """Every gradient 2**-3 is a phase-0 level of s = -3 (exact) and lies below phase 1's threshold
+    2.5 * 2**-4 between 2**-4 and 2**-2 (rounds to 2**-4: half the value); one row 16 times smaller lies 4
+    binades below the tensor's maximum and is a level of phase 0 (exact) but not of phase 1 (halved) too."""
+    from golden.training import lm_probe
+    g = np.full((2, 4), 2.0 ** -3, np.float32)
+    g[1] /= 16
+    out = lm_probe.backward_errors(g, np.eye(2), np.eye(4))
+    assert out["s"] == -3 and out["f16_rel_err"] == 0 and out["f16_flushed"] == 0
+    assert out["fp4_rel_err_0"] == 0 and out["fp4_scale_0"] == 1 and out["dx_rel_err"] == 0
+    assert out["fp4_rel_err_1"] == 0.5 and out["fp4_scale_1"] == 0.5 and out["dw_rel_err"] == 0.5
+    assert out["row_max_binades_below_median"] == 2 and out["fp4_rel_err_0_row_scale"] == 0

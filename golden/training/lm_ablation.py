@@ -11,6 +11,10 @@ its gap to fp32 in %. Variants (all on the fourbit scheme unless named after ano
   gradients in the other;
 - ``backward_fp4_only``: float forward (no SAWB, PACT or input quantizer), radix-4 FP4 gradients with TPR
   and GradScale times the float operands;
+- ``float_signed_inputs``: the signed inputs (q, k, v, attention output, MLP in) as floats instead of SAWB INT4
+  codes; weights SAWB INT4 and gradients radix-4 FP4 as in fourbit;
+- ``row_gradscale``: a GradScale per token row of each gradient instead of per tensor (a diagnostic: the GEMMs
+  take the rounded values as floats);
 - ``signed_pact``: the signed inputs (qkv, attention output, MLP in) by a learned symmetric PACT clip
   instead of SAWB of every batch;
 - ``pact_calibrated``: MLP out's PACT alpha starts at the SAWB clip of its first batch instead of 4.0;
@@ -75,6 +79,36 @@ class ExactGradients:
         return _accumulated(g @ b.astype(np.float32))
 
 
+def row_scales(g16):
+    """GradScale of every row of the float16 matrix ``g16``: the smallest s with 2**s >= the row's max |g|
+    (0 for an all-zero row), as golden.fp4.grad_scale_unit gives for each row alone (finite ``g16``)."""
+    peak = np.abs(g16).max(axis=1).astype(np.float64)
+    mantissa, exponent = np.frexp(peak)
+    return np.where(peak == 0, 0, exponent - (mantissa == 0.5))
+
+
+def row_scaled_values(g16, phase):
+    """``(codes, values)``: each row of ``g16`` rounded to radix-4 FP4 with its own GradScale (row_scales),
+    and the real values of those codes (float64)."""
+    codes, values = np.zeros(g16.shape, np.uint8), np.zeros(g16.shape)
+    scales = row_scales(g16)
+    for s in np.unique(scales):
+        rows = scales == s
+        codes[rows] = fp4.quantize(g16[rows], int(s), phase)[0]
+        values[rows] = fp4.decode(codes[rows], s=int(s), phase=phase)
+    return codes, values
+
+
+class RowScaledGradients(ExactGradients):
+    """Radix-4 gradients with a GradScale per token row instead of per tensor (a diagnostic, not a scheme: the
+    rows' different scales need a float GEMM); values in the layer's units of 2**(s - 13), s the tensor's."""
+
+    def quantize(self, g16, s, phase):
+        codes, values = row_scaled_values(g16, phase)
+        self._units = (values * 2.0 ** (FP4_UNIT_SHIFT - s)).astype(np.float32)
+        return codes, fp4.QuantFlags(overflow=np.zeros(codes.shape, bool), invalid=np.zeros(codes.shape, bool))
+
+
 class FloatInput:
     """Input stage that hands the float input on with step 1 (a ReLU first where the layer had PACT)."""
 
@@ -116,6 +150,19 @@ def backward_fp4_only(model):
         layer.stage = FloatInput(relu="alpha" in layer.params)
 
 
+def row_gradscale(model):
+    quant = Quant(backend=FloatBackend(), grads=RowScaledGradients())
+    for layer in model.quantized_layers:
+        layer.quant = quant
+
+
+def float_signed_inputs(model):
+    quant = Quant(backend=FloatBackend())
+    for layer in model.quantized_layers:
+        if layer.stage.signed:
+            layer.quant, layer.stage = quant, FloatInput(relu=False)
+
+
 def _replace_stage(layer, stage):
     layer.params.pop("alpha", None)
     layer.stage = stage
@@ -150,6 +197,7 @@ VARIANTS = {"fp32": ("fp32", None), "fourbit": ("fourbit", None), "no_gradscale"
             "mxfp4": ("mxfp4", None), "nvfp4": ("nvfp4", None),
             "forward_int4_only": ("fourbit", forward_int4_only), "backward_fp4_only": ("fourbit", backward_fp4_only),
             "fp4_dx_only": ("fourbit", fp4_dx_only), "fp4_dw_only": ("fourbit", fp4_dw_only),
+            "float_signed_inputs": ("fourbit", float_signed_inputs), "row_gradscale": ("fourbit", row_gradscale),
             "signed_pact": ("fourbit", signed_pact), "pact_calibrated": ("fourbit", pact_calibrated),
             "pact_all": ("fourbit", pact_all), "ends_fp32": ("fourbit", ends_fp32)}
 
