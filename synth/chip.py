@@ -596,7 +596,7 @@ def method_notes():
         f"with the most PEs within {BUDGET:.0%} of the "
         "device's LUTs (and its MULT18X18D count with the dsp mapping); then one Yosys run and one place and "
         f"route (nextpnr seed {SEED}, analytic placer, {ROUTER} with the clock on the package's primary-clock pin) "
-        "at that size; a measured array over {ACCEPT:.0%} of the LUTs, or one that "
+        f"at that size; a measured array over {ACCEPT:.0%} of the LUTs, or one that "
         "does not place, steps down once.",
         "LUT-equiv counts the array alone (the flow's harness excluded): LUT4 + 2 x CCU2C + 6 x TRELLIS_DPR16X4; "
         "% of LUTs is that over the device's LUT4 count (LFE5U-25F 24,288, LFE5U-85F 83,640).",

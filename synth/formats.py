@@ -241,7 +241,8 @@ def notes(data):
              "an array's PE is the array ÷ R × C with its edge logic; a row's PE carries its share of the row's "
              "shared float32 unit; Fmax is the median of 3 nextpnr seeds unless a cell says fewer; MAC/s per 1k "
              "LUT = Fmax ÷ LUT-equiv per PE. FP16 is the FP16 PE with the most MAC/s per 1k LUT. Chip GMAC/s: the "
-             "largest array of the format that places on the ECP5-85F (build/chip/chip.json, `make chip`; its "
+             "largest array of the format that places on the ECP5-85F (build/chip/chip.json, `make chip`, else its "
+             "committed record docs/chip_table.json, each cell with the date it was measured; its "
              "FP16 array may have another PE than this table's FP16 row, and the chip report's estimate with the "
              "pipelined PE follows it)."]
     dates = sorted(c["date"] for c in costs.values() if c and c.get("date"))
