@@ -726,6 +726,7 @@ def main(argv=None):
                 "first_try": None if final is job else {"size": list(job.size), "error": placed[job]["error"],
                                                         **_counts(placed[job])},
                 **_counts(result), "lut_share": result["lut_share"], "fmax_mhz": fmax, "error": result.get("error"),
+                "not_placed": bool(result.get("not_placed")),
                 **{key: result.get(key) for key in ("router", "place_seconds", "route_seconds")},
                 "date": result.get("date") or this_run["date"], "commit": this_run["commit"],
                 "utilization": result.get("utilization", {}),

@@ -44,3 +44,9 @@ def usage_error(capsys):
 
 
 ALL_FLOAT16 = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+
+
+@pytest.fixture
+def no_committed_chip_record(monkeypatch, tmp_path):
+    """Point synth.chip.RECORD (the committed chip report, read where a build has none) at nothing."""
+    monkeypatch.setattr("synth.chip.RECORD", tmp_path / "no_chip_table.json")
