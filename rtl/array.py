@@ -202,20 +202,28 @@ class TrainingArray(wiring.Component):
         with m.If(self.cmd.valid & bad):
             m.d.sync += self.error.eq(1)
 
-        # Control travels along the anti-diagonals: ctrl[d] is the control of the beat whose operands
-        # are at the PEs at distance d from the first PE (row R-1, column 0) in the same cycle;
-        # a PE's sum holds that beat's term sum_latency cycles later. Each beat carries its tile's
-        # mode tag, so that no mode register drives every PE.
+        # Control travels along the anti-diagonals: the control of a beat reaches the PEs at distance
+        # d from the first PE (row R-1, column 0) together with its operands, d cycles after the
+        # intake; a PE's sum holds that beat's term sum_latency cycles later. Each beat carries its
+        # tile's mode tag, so that no mode register drives every PE. ctrl[d] (the control at
+        # distance d) climbs column 0; every PE has its own control register, loaded from its left
+        # neighbour's (column 0: from the chain), so that each register drives one PE and one
+        # register. They are kept: else Yosys' opt_merge merges the registers of an anti-diagonal
+        # (equal inputs) back into one that drives all its PEs across the die.
         lag = self.pe.sum_latency
         fields = self.pe.beat_fields(taken)
         tag = self.pe.mode_tag(cmd.mode)
-        ctrl = [Signal(_beat_control(sums, fields, len(tag)), name=f"ctrl{d}") for d in range(rows + cols - 1 + lag)]
+        intake = Signal(_beat_control(sums, fields, len(tag)))
+        ctrl = [Signal.like(intake, name=f"ctrl{d}") for d in range(rows - 1 + lag)]
+        upstream = [intake, *ctrl]   # upstream[d]: the control that reaches distance d next cycle
         last_of_slot = take & last if sums == 1 else Cat(take & last & (sub == slot) for slot in range(sums))
-        core.d.sync += [ctrl[0].valid.eq(take), ctrl[0].first.eq(take & first), ctrl[0].last.eq(last_of_slot)]
+        m.d.comb += [intake.valid.eq(take), intake.first.eq(take & first), intake.last.eq(last_of_slot)]
         if len(tag):
-            core.d.sync += ctrl[0].tag.eq(tag)
-        core.d.sync += [ctrl[0][name].eq(take & value) for name, value in fields.items()]
-        core.d.sync += [ctrl[d].eq(ctrl[d - 1]) for d in range(1, len(ctrl))]
+            m.d.comb += intake.tag.eq(tag)
+        m.d.comb += [intake[name].eq(take & value) for name, value in fields.items()]
+        core.d.sync += [ctrl[d].eq(upstream[d]) for d in range(len(ctrl))]
+        read = ["valid", "first", *(["tag"] if len(tag) else []), *self.pe.beat_inputs]
+        pe_control = data.StructLayout({**{name: len(intake[name]) for name in read}, "capture": sums})
 
         # Operand skew: A lane i is delayed R - t cycles (t = i, or the top row of a PE covering
         # several rows, whose rows all keep the top row's timing), B lane j is delayed j + 1 cycles.
@@ -224,12 +232,15 @@ class TrainingArray(wiring.Component):
         a_lanes = [self._delay(core, self.a.payload[i], rows - i + i % per_pe, f"a{i}_") for i in range(rows)]
         b_lanes = [self._delay(core, self.b.payload[j], j + 1, f"b{j}_") for j in range(cols)]
 
+        control = [[Signal(pe_control, name=f"ctrl_{span[0]}_{j}", attrs={"keep": 1}) for j in range(cols)]
+                   for span in spans]
+        start = control[0][cols - 1].capture[-1]  # the last PE (row 0, column C-1) captures its last sum
+
         # Drain: holding[p] marks shadow entry p of every column (entry l of PE row i at p = i*L + l,
         # output row p of the tile) as still holding the draining tile.
         holding = Signal(self.tile_rows)
         row = Signal(range(self.tile_rows))
         tile = Signal(_TileLayout)
-        start = ctrl[rows + cols - 2 + lag].last[-1]  # the last PE (row 0, column C-1) captures its last sum
         m.d.comb += meta.r_en.eq(start & advance)
         with core.If(start):
             core.d.sync += [holding.eq(-1), row.eq(0), tile.eq(meta.r_data)]
@@ -242,17 +253,23 @@ class TrainingArray(wiring.Component):
             for j in range(cols):
                 pe = pes[g][j]
                 core.submodules[f"pe_{span[0]}_{j}"] = pe
-                distance = rows - 1 - span[0] + j
+                own = control[g][j]
+                if j == 0:
+                    distance = rows - 1 - span[0]
+                    core.d.sync += [*(own[name].eq(upstream[distance][name]) for name in read),
+                                    own.capture.eq(upstream[distance + lag].last)]
+                else:
+                    core.d.sync += own.eq(control[g][j - 1])
                 a_in = [a_lanes[i] for i in span] if j == 0 else lanes(pes[g][j - 1], "a_out")
                 core.d.comb += [
                     *(port.eq(value) for port, value in zip(lanes(pe, "a"), a_in)),
                     pe.b.eq(b_lanes[j] if g == len(spans) - 1 else pes[g + 1][j].b_out),
                     *(getattr(pe, name).eq(value)
-                      for name, value in (self.pe.mode_inputs(ctrl[distance].tag) if len(tag) else {}).items()),
-                    *(getattr(pe, name).eq(ctrl[distance][name]) for name in self.pe.beat_inputs),
-                    pe.valid.eq(ctrl[distance].valid),
-                    pe.first.eq(ctrl[distance].first),
-                    pe.capture.eq(ctrl[distance + lag].last),
+                      for name, value in (self.pe.mode_inputs(own.tag) if len(tag) else {}).items()),
+                    *(getattr(pe, name).eq(own[name]) for name in self.pe.beat_inputs),
+                    pe.valid.eq(own.valid),
+                    pe.first.eq(own.first),
+                    pe.capture.eq(own.capture),
                     *(port.eq(holding[i * sums:(i + 1) * sums]) for port, i in zip(lanes(pe, "shift"), span)),
                 ]
                 if g < len(spans) - 1:

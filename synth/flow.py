@@ -5,7 +5,10 @@ come from a serial-in shift register and its outputs are loaded into a shift-out
 every design needs four pins (clk, rst, sin, load) plus sout and fits every package, and the
 timed paths are the ones the design has inside a larger circuit (register to register, input
 logic included). The core is kept as its own module (``keep_hierarchy``): its cell counts are
-exactly those of the core synthesized alone, and the harness cells are excluded from them.
+exactly those of the core synthesized alone, and the harness cells are excluded from them. A
+register whose signal carries ``keep`` (Amaranth ``attrs={"keep": 1}``) keeps its flip-flops:
+Yosys puts that attribute on the wire only, and ``opt_merge`` spares only cells marked ``keep``
+(the training array's per-PE control copies, docs/rtl.md).
 
 Area is counted from Yosys' cell statistics of the core:
 
@@ -41,6 +44,8 @@ from rtl.tools import digest, needs_compile, tool_versions
 FLOW_VERSION = 1
 
 HARNESS_TOP = "fourbit_harness"
+#: Yosys command (after ``proc``): the flip-flop cells driving a wire marked ``keep`` get ``keep``.
+KEEP_FLIP_FLOPS = "setattr -set keep 1 w:* a:keep %i %ci1:+[Q] w:* %d"
 CLOCK_PORT, RESET_PORT = "clk", "rst"
 #: A primary-clock (PCLK) input pin per ECP5 package: the ULX3S's 25 MHz clock input on CABGA381.
 CLOCK_PINS = {"CABGA381": "G2"}
@@ -312,6 +317,8 @@ def synth_script(top, target, mapping):
         "read_verilog core.v harness.v",
         f"hierarchy -check -top {HARNESS_TOP}",
         f"setattr -mod -set keep_hierarchy 1 {_identifier(top)}",
+        "proc",
+        KEEP_FLIP_FLOPS,
         " ".join(filter(None, [spec.synth, "-top", HARNESS_TOP, MAPPING_OPTIONS[spec.family, mapping],
                                "-json", "netlist.json"])),
         "tee -q -o stat.json stat -json",

