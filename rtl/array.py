@@ -159,6 +159,7 @@ class TrainingArray(wiring.Component):
         if bad_depth is not None:
             bad = bad | bad_depth
         taken = Signal(len(cmd.k))
+        ahead = Signal(len(cmd.k) + 1, init=2)   # taken + 2, so that next_last is a compare, no adder
         started = Signal()     # taken != 0
         next_last = Signal()   # taken == cmd.k - 1, once started
         cooldown = Signal(range(self.tile_period))
@@ -187,7 +188,8 @@ class TrainingArray(wiring.Component):
             pending.mode.eq(cmd.mode),
             pending.s.eq(cmd.s),
         ]
-        next_step = [taken.eq(Mux(last, 0, taken + 1)), started.eq(~last), next_last.eq(taken + 2 == cmd.k)]
+        next_step = [taken.eq(Mux(last, 0, taken + 1)), ahead.eq(Mux(last, 2, ahead + 1)), started.eq(~last),
+                     next_last.eq(ahead == cmd.k)]
         with core.If(take):
             if sums == 1:
                 core.d.sync += [*next_step, mode.eq(cmd.mode)]
