@@ -111,8 +111,10 @@ def test_report_page_renders_in_a_headless_browser(flow):
     tables = re.findall(r"<table>.*?</table>", dom, re.S)
     assert len(tables) >= 4, dom[:2000]
     assert any("int4_mac" in t and "verilator" in t for t in tables)
-    images = re.findall(r'<img src="data:image/png;base64,', dom)
-    assert len(images) == 2                       # LUTs and Fmax against array size
+    captions = re.findall(r'<img src="data:image/png;base64,[^"]*" alt="([^"]*)"', dom)
+    # LUTs and Fmax against array size; the per-format plot where a format has a gap and a PE
+    assert {"arrays lut equiv", "arrays fmax"} <= set(captions), captions
+    assert set(captions) <= {"arrays lut equiv", "arrays fmax", "accuracy gap against MAC/s per 1k LUT"}, captions
     assert 'class="broken"' not in dom            # every image decoded
 
     screenshot = ROOT / "build" / "report_screenshot.png"
