@@ -80,31 +80,45 @@ def block_sums(a_codes, b_codes, block):
     return np.matmul(a2, b2).astype(np.int64)
 
 
-def mx_terms(sums, a_scales, b_scales):
-    """MX block terms sig * 2**exp of ``sums`` (nb, M, N): ``(sig, exp, nan)`` with sig = S,
-    exp = ca + cb - 256 (E8M0 codes, the 1/4 unit included) and nan where a scale code is 0xFF."""
-    ca = a_scales.T.astype(np.int64)[:, :, None]
-    cb = b_scales.astype(np.int64)[:, None, :]
-    nan = (ca == mx.E8M0_NAN) | (cb == mx.E8M0_NAN)
-    return sums, np.broadcast_to(ca + cb - 2 * mx.E8M0_BIAS - 2, sums.shape), np.broadcast_to(nan, sums.shape)
-
-
 def e4m3_parts(codes):
     """Each E4M3 code as ``(q, x, nan)``: value = q * 2**x exactly, q signed (|q| <= 15)."""
-    codes = codes.astype(np.int64)
+    codes = np.asarray(codes).astype(np.int64)
     exponent, mantissa = (codes >> 3) & 0xF, codes & 0x7
     q = np.where(exponent == 0, mantissa, 8 + mantissa)
     x = np.maximum(exponent, 1) - 10
     return np.where(codes & 0x80, -q, q), x, (codes & 0x7F) == mx.E4M3_NAN
 
 
+def block_terms(fmt, sums, a_scales, b_scales):
+    """Block terms ``sig * 2**exp`` of exact block sums ``sums`` (units of 1/4) and their two scale
+    codes, element by element (the three arrays broadcast): ``(sig, exp, nan)``, int64, int64, bool.
+
+    MXFP4 (E8M0 codes ca, cb): sig = S, exp = ca + cb - 256 (the 1/4 unit included), nan where a code
+    is 0xFF. NVFP4 (E4M3 codes, :func:`e4m3_parts`): sig = S * qa * qb (|sig| < 2**20), exp = xa + xb - 2,
+    nan where a code is 0x7F or 0xFF. sig and exp are defined for NaN codes too (the codes' fields).
+    """
+    sums = np.asarray(sums, np.int64)
+    if fmt == "mxfp4":
+        ca, cb = np.asarray(a_scales, np.int64), np.asarray(b_scales, np.int64)
+        shape = np.broadcast_shapes(sums.shape, ca.shape, cb.shape)
+        nan = (ca == mx.E8M0_NAN) | (cb == mx.E8M0_NAN)
+        return (np.broadcast_to(sums, shape), np.broadcast_to(ca + cb - 2 * mx.E8M0_BIAS - 2, shape),
+                np.broadcast_to(nan, shape))
+    if fmt == "nvfp4":
+        (qa, xa, nan_a), (qb, xb, nan_b) = e4m3_parts(a_scales), e4m3_parts(b_scales)
+        sig = sums * qa * qb
+        return sig, np.broadcast_to(xa + xb - 2, sig.shape), np.broadcast_to(nan_a | nan_b, sig.shape)
+    raise ValueError(f"fmt must be 'mxfp4' or 'nvfp4', got {fmt!r}")
+
+
+def mx_terms(sums, a_scales, b_scales):
+    """MX :func:`block_terms` of ``sums`` (nb, M, N) with a_scales (M, nb) and b_scales (nb, N)."""
+    return block_terms("mxfp4", sums, a_scales.T[:, :, None], b_scales[:, None, :])
+
+
 def nv_terms(sums, a_scales, b_scales):
-    """NVFP4 block terms of ``sums`` (nb, M, N): ``(sig, exp, nan)`` with sig = S * qa * qb and
-    exp = xa + xb - 2 (:func:`e4m3_parts`; |sig| < 2**20)."""
-    qa, xa, nan_a = (part.T[:, :, None] for part in e4m3_parts(a_scales))
-    qb, xb, nan_b = (part[:, None, :] for part in e4m3_parts(b_scales))
-    shape = sums.shape
-    return sums * qa * qb, np.broadcast_to(xa + xb - 2, shape), np.broadcast_to(nan_a | nan_b, shape)
+    """NVFP4 :func:`block_terms` of ``sums`` (nb, M, N) with a_scales (M, nb) and b_scales (nb, N)."""
+    return block_terms("nvfp4", sums, a_scales.T[:, :, None], b_scales[:, None, :])
 
 
 def scaled_add(acc, sig, exp):

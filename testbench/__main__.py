@@ -28,13 +28,13 @@ REFERENCE_SECONDS = {
     ("icarus", "int4_mac_pair_dsp"): 44, ("icarus", "mx_array"): 40, ("icarus", "fp16_mac"): 27,
     ("icarus", "fp16_pipe_mac"): 27, ("icarus", "training_array"): 25, ("icarus", "int4_mac"): 23,
     ("icarus", "radix4_quantizer"): 14, ("icarus", "shift_mac"): 14, ("icarus", "grad_scale"): 13,
-    ("icarus", "fp16_array"): 9, ("icarus", "mx_row"): 9, ("icarus", "fp32_scaled_add"): 7,
+    ("icarus", "fp16_array"): 9, ("icarus", "mx_row"): 9, ("icarus", "fp32_scaled_add"): 7, ("icarus", "mx_block_term"): 20,
     ("icarus", "training_core"): 1000,
     ("verilator", "training_core"): 48, ("verilator", "training_array"): 26, ("verilator", "mx_array"): 20,
     ("verilator", "int4_mac"): 14, ("verilator", "int4_mac_pair_dsp"): 14, ("verilator", "grad_scale"): 12,
     ("verilator", "fp16_mac"): 10, ("verilator", "fp16_pipe_mac"): 10, ("verilator", "radix4_quantizer"): 10,
     ("verilator", "shift_mac"): 9, ("verilator", "fp16_array"): 8, ("verilator", "mx_row"): 7,
-    ("verilator", "fp32_scaled_add"): 5,
+    ("verilator", "fp32_scaled_add"): 5, ("verilator", "mx_block_term"): 10,
 }
 
 

@@ -111,6 +111,10 @@ BENCHES = {
         quick=({"sig_width": 14, "exp_width": 10}, {"sig_width": 21, "exp_width": 6}),
         long=({"sig_width": 14, "exp_width": 10}, {"sig_width": 21, "exp_width": 6}),
     ),
+    "mx_block_term": Bench(  # a block sum and its scale codes to the float32 unit's term, both formats
+        "mx_block_term", "testbench.bench_mx_block_term", lanes=LANES, depth=16384,
+        quick=({"fmt": "mxfp4"}, {"fmt": "nvfp4"}), long=({"fmt": "mxfp4"}, {"fmt": "nvfp4"}),
+    ),
     "mx_row": Bench(  # a row of block-scaled PEs (rtl/mx_pe.py) with shared or per-PE float32 units
         "mx_row", "testbench.bench_mx_row", lanes={}, depth=0,
         quick=({"fmt": "mxfp4", "columns": 4, "shared": True}, {"fmt": "nvfp4", "columns": 3, "shared": True}),

@@ -120,3 +120,29 @@ def test_final_sums_left_in_the_queue_are_caught():
     target = runner.Target("icarus", "mx_array", {"rows": 3, "cols": 2, "fmt": "mxfp4"},
                            runner.Mutant("final_sums_requeued", final_sums_requeued))
     _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="random_gemms"))
+
+
+def b_nan_code_missed(verilog):
+    """MxBlockTerm (MXFP4) mutant: only A's E8M0 code 0xFF flags NaN; B's NaN code gives a finite term."""
+    return runner.mutate(verilog, r"= b_scale == 8'hff;", "= 1'h0;", 1, "rtl/mx_row.py")
+
+
+def e4m3_subnormal_exponent_zero(verilog):
+    """MxBlockTerm (NVFP4) mutant: B's subnormal E4M3 codes (exponent field 0) take exponent 0 - 10
+    instead of 1 - 10, so their terms are half what they should be."""
+    return runner.mutate(verilog, r"\? b_scale\[6:3\] : 4'h1;", "? b_scale[6:3] : 4'h0;", 1, "rtl/mx_row.py")
+
+
+@pytest.mark.cocotb
+def test_missed_e8m0_nan_code_is_caught():
+    target = runner.Target("verilator", "mx_block_term", {"fmt": "mxfp4"},
+                           runner.Mutant("b_nan_code_missed", b_nan_code_missed))
+    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="every_scale_pair"))
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", runner.SIMULATORS)
+def test_wrong_e4m3_subnormal_exponent_is_caught(sim):
+    target = runner.Target(sim, "mx_block_term", {"fmt": "nvfp4"},
+                           runner.Mutant("e4m3_subnormal_exponent_zero", e4m3_subnormal_exponent_zero))
+    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="every_scale_pair"))

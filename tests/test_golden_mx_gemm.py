@@ -192,6 +192,26 @@ def test_special_cases():
     assert g.gemm_mxfp4(ones, s(0), col, s(98))[0, 0] == 0                           # underflow
 
 
+@pytest.mark.parametrize("fmt", ["mxfp4", "nvfp4"])
+def test_block_terms_of_every_scale_pair_are_the_exact_scaled_sum(fmt):
+    """sig * 2**exp = (S / 4) * decode(ca) * decode(cb) for all 65,536 code pairs (float64 holds both
+    sides exactly: |sig| < 2**21, exponents within -256..254), NaN flagged exactly where a code is NaN."""
+    ca, cb = (axis.ravel() for axis in np.meshgrid(np.arange(256), np.arange(256), indexing="ij"))
+    top = g.MX_SUM_MAX if fmt == "mxfp4" else g.NV_SUM_MAX
+    sums = np.random.default_rng(3).integers(-top, top + 1, ca.size)
+    sig, exp, nan = g.block_terms(fmt, sums, ca.astype(np.uint8), cb.astype(np.uint8))
+    decode = mx.e8m0_decode if fmt == "mxfp4" else mx.e4m3_decode
+    da, db = (decode(c.astype(np.uint8)).astype(np.float64) for c in (ca, cb))
+    assert (nan == (np.isnan(da) | np.isnan(db))).all()
+    ok = ~nan
+    if fmt == "mxfp4":   # 2**(c - 127) for code 0 too (float32's decode of 2**-127 is exact)
+        da, db = np.ldexp(1.0, ca - 127), np.ldexp(1.0, cb - 127)
+    exact = sums[ok] / 4 * da[ok] * db[ok]
+    assert (np.ldexp(sig[ok].astype(np.float64), exp[ok]) == exact).all()
+    with pytest.raises(ValueError, match="fmt must be 'mxfp4' or 'nvfp4', got 'fp8'"):
+        g.block_terms("fp8", sums, ca, cb)
+
+
 def test_bad_input_names_the_value():
     a, s = np.zeros((2, 32), np.uint8), np.zeros((2, 1), np.uint8)
     with pytest.raises(TypeError, match="a_codes must be a uint8 numpy array, got int64"):
