@@ -1,4 +1,4 @@
-"""``python -m synth.chip``: the largest fourbit and FP16 training arrays per device, placed and routed.
+"""``python -m synth.chip``: the largest fourbit, FP16, MXFP4 and NVFP4 training arrays per device, placed and routed.
 
 For each device (:data:`DEVICES`: LFE5U-25F, LFE5U-85F) and mapping (``lut``: no hard multipliers,
 ``dsp``: with MULT18X18D) the chip-level comparison finds the largest array of each kind in
@@ -11,7 +11,7 @@ training step of the digits MLP. Place and route is expensive, so it does not se
    ``count = per_pe * R*C + per_row * R + per_col * C + fixed`` extrapolates them; an MX array also
    has ``+ per_unit * U``, U its float32 units (one per ``block // C`` rows: the wider the array,
    the fewer rows a unit serves), fitted to sizes with more than one unit.
-2. **Prediction.** The R x C (each 2..32, sides at most :data:`MAX_ASPECT` apart) with the most
+2. **Prediction.** The R x C (each 2..32, C at most an MX array's block, sides at most :data:`MAX_ASPECT` apart) with the most
    PEs whose predicted LUT-equiv is within the budget and whose predicted DSPs are within the
    device's multipliers (ties: fewer LUTs, then the squarer array).
 3. **Measurement.** Yosys at that size; one place and route (seed 1, the flow's clock constraint)
@@ -154,6 +154,9 @@ ARRAY_KINDS = (
     ArrayKind("mxfp4", "mx_array", "mxfp4", ("lut",), 1, 0,
               "MxTrainingArray, MXFP4 PE (E2M1 products, one float32 unit per group of rows)", "mx_row",
               fit_sizes=MX_FIT_SIZES, options=(("fmt", "mxfp4"),), step_bench=False, block=32),
+    ArrayKind("nvfp4", "mx_array", "nvfp4", ("lut",), 1, 0,
+              "MxTrainingArray, NVFP4 PE (E2M1 products, E4M3 scales, one float32 unit per group of rows)",
+              "mx_row", fit_sizes=MX_FIT_SIZES, options=(("fmt", "nvfp4"),), step_bench=False, block=16),
 )
 KINDS = {kind.name: kind for kind in ARRAY_KINDS}
 
@@ -208,8 +211,11 @@ TERMS = ("per_pe", "per_row", "per_col", "fixed", "per_unit")
 
 
 def shared_units(size, block):
-    """Float32 units of an R x C MX array of ``block``: one per group of ``block // C`` rows."""
+    """Float32 units of an R x C MX array of ``block``: one per group of ``block // C`` rows (C at most
+    ``block``: a ValueError naming the size otherwise)."""
     rows, cols = size
+    if cols > block:
+        raise ValueError(f"an MX array of {block}-element blocks has at most {block} columns, got {rows}x{cols}")
     return -(-rows // (block // cols))
 
 
@@ -252,7 +258,7 @@ def largest_size(model, device, mapping, below=None, budget=BUDGET, row_step=1):
     """
     best = None
     for rows in range(SIZE_MIN + (-SIZE_MIN) % row_step, SIZE_MAX + 1, row_step):
-        for cols in range(SIZE_MIN, SIZE_MAX + 1):
+        for cols in range(SIZE_MIN, min(SIZE_MAX, model.get("block") or SIZE_MAX) + 1):
             if (below is not None and rows * cols >= below) or max(rows, cols) > MAX_ASPECT * min(rows, cols):
                 continue
             counts = predict(model, (rows, cols))
@@ -272,7 +278,11 @@ def largest_size(model, device, mapping, below=None, budget=BUDGET, row_step=1):
 
 
 def check_size(kind, size, model, device):
-    """Refuse an explicit size whose predicted cells exceed ``device`` (a :class:`DoesNotFit`)."""
+    """Refuse an explicit size whose predicted cells exceed ``device``, or that ``kind`` cannot have (more
+    columns than its block), with a :class:`DoesNotFit`."""
+    if kind.block and size[1] > kind.block:
+        raise DoesNotFit(f"{label(kind, size)}: an array of {kind.block}-element blocks has at most {kind.block} "
+                         "columns (one float32 unit serves a row at most)")
     problem = flow.fit_problem(label(kind, size), predict(model, size), device)
     if problem:
         raise DoesNotFit(problem + " (predicted by the cost model)")

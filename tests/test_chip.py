@@ -55,6 +55,29 @@ def test_an_mx_model_prices_its_float32_units():
         chip.fit([(size, counts(size)) for size in chip.FIT_SIZES], block=32)   # one unit at every size
 
 
+def test_an_nvfp4_array_has_at_most_16_columns_and_a_float32_unit_per_16_over_c_rows():
+    kind = chip.KINDS["nvfp4"]
+    assert (kind.block, kind.params((4, 4))) == (16, {"rows": 4, "cols": 4, "fmt": "nvfp4"})
+    # 16 // 16 = 1 row per unit, 16 // 5 = 3, 16 // 8 = 2
+    assert [chip.shared_units(size, 16) for size in ((29, 16), (7, 5), (9, 8))] == [29, 3, 5]
+    with pytest.raises(ValueError, match="at most 16 columns, got 4x17"):
+        chip.shared_units((4, 17), 16)
+
+    def counts(size):
+        units = chip.shared_units(size, 16)
+        return {"lut_equiv": 100 * size[0] * size[1] + 2000 * units + 500, "ff": 150 * size[0] * size[1], "dsp": 0}
+
+    fitted = chip.fit([(size, counts(size)) for size in kind.fit_sizes], block=kind.block)
+    assert fitted["lut_equiv"]["per_unit"] == pytest.approx(2000)
+    device = chip.DEVICES["LFE5U-85F"]
+    rows, cols = chip.largest_size(fitted, device, "lut")
+    assert cols <= 16 and counts((rows, cols))["lut_equiv"] <= chip.BUDGET * device.luts
+    assert rows * cols == max(r * c for r in range(2, 33) for c in range(2, 17)
+                              if counts((r, c))["lut_equiv"] <= chip.BUDGET * device.luts and max(r, c) <= 2 * min(r, c))
+    with pytest.raises(chip.DoesNotFit, match=r"mx_array 8x20: an array of 16-element blocks has at most 16 columns"):
+        chip.check_size(kind, (8, 20), fitted, device)
+
+
 def test_largest_size_has_the_most_pes_within_the_budget():
     device = flow.TARGETS["ecp5-85f"]
     rows, cols = chip.largest_size(model(), device, "lut")
@@ -128,9 +151,10 @@ def test_default_kinds_are_the_best_available_of_each_format_and_mapping():
     Registry.UNITS["training_array_dsp"], Registry.sums = None, 6   # the DSP pair array, the pipelined FP16 PE
     assert names(Registry) == [("fourbit", "lut"), ("fourbit-dsp", "dsp"), ("fp16", "lut"), ("fp16", "dsp")]
     assert [(k.name, m) for k, m in chip.cases(Registry, ["fourbit"], ["dsp"])] == [("fourbit", "dsp")]
-    Registry.UNITS["mx_array"] = None                               # the MXFP4 array: LUT-only
-    assert names(Registry)[-1] == ("mxfp4", "lut")
+    Registry.UNITS["mx_array"] = None                               # the MXFP4 and NVFP4 arrays: LUT-only
+    assert names(Registry)[-2:] == [("mxfp4", "lut"), ("nvfp4", "lut")]
     assert [(k.name, m) for k, m in chip.cases(Registry, ["mxfp4"])] == [("mxfp4", "lut")]
+    assert [(k.name, m) for k, m in chip.cases(Registry, ["nvfp4"])] == [("nvfp4", "lut")]
     with pytest.raises(ValueError, match="kinds must be among"):
         chip.cases(Registry, ["int8"])
 
