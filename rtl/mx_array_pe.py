@@ -17,8 +17,9 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .fp32_scaled_add import Fp32ScaledAdd
-from .mx_pe import MxProcessingElement, sum_shape
-from .mx_row import FORMATS, TERM_STAGES, TERM_WIDTHS, MxBlockTerm, select
+from .mx_pe import BLOCKS, MxProcessingElement, sum_shape
+from .mx_row import FORMATS, TERM_STAGES, TERM_WIDTHS, MxBlockTerm, check_format, select
+from .params import check_int
 
 #: Bits of one operand lane: the E2M1 code in bits 3..0, the block's scale code in bits 11..4.
 LANE_WIDTH = 12
@@ -89,6 +90,8 @@ class MxArrayProcessingElement(wiring.Component):
     """
 
     def __init__(self, block):
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
         self.block = block
         super().__init__({
             "a": In(LANE_WIDTH), "b": In(LANE_WIDTH), "valid": In(1), "first": In(1), "last": In(1),
@@ -149,6 +152,8 @@ class MxGroupUnit(wiring.Component):
     """
 
     def __init__(self, fmt, slots):
+        check_format(fmt)
+        check_int("slots", slots, 2, FORMATS[fmt])
         if Fp32ScaledAdd.LATENCY + QUEUE_DELAY > FORMATS[fmt]:
             raise ValueError(f"a {fmt} block of {FORMATS[fmt]} cycles is shorter than the float32 unit's "
                              f"latency {Fp32ScaledAdd.LATENCY} plus the queue's {QUEUE_DELAY}")

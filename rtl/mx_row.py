@@ -21,6 +21,12 @@ FORMATS = {"mxfp4": mx.MX_BLOCK, "nvfp4": mx.NV_BLOCK}
 TERM_WIDTHS = {"mxfp4": (14, 10), "nvfp4": (21, 6)}
 
 
+def check_format(fmt):
+    """Refuse a format other than MXFP4 and NVFP4, naming it."""
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
+
+
 def e4m3_parts(code):
     """(sign, q, x, nan) of an E4M3 code: value = (-1)**sign * q * 2**x (golden.mx_gemm.e4m3_parts)."""
     exponent, mantissa = code[3:7], code[:3]
@@ -90,8 +96,7 @@ class MxBlockTerm(wiring.Component):
     LATENCY = TERM_STAGES
 
     def __init__(self, fmt="mxfp4"):
-        if fmt not in FORMATS:
-            raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
+        check_format(fmt)
         self.fmt = fmt
         sig_width, exp_width = TERM_WIDTHS[fmt]
         super().__init__({"block_sum": In(sum_shape(FORMATS[fmt])), "a_scale": In(8), "b_scale": In(8),
@@ -153,8 +158,7 @@ class MxRow(wiring.Component):
     LATENCY = None  # tile-level: o_valid comes Fp32ScaledAdd.LATENCY + columns + 2 cycles after the last beat
 
     def __init__(self, fmt="mxfp4", columns=8, shared=True):
-        if fmt not in FORMATS:
-            raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
+        check_format(fmt)
         self.fmt, self.block = fmt, FORMATS[fmt]
         self.columns = check_int("columns", columns, 2, self.block)
         self.shared = check_bool("shared", shared)

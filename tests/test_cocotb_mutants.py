@@ -104,6 +104,19 @@ def test_wrong_e2m1_product_sign_is_caught():
     _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="every_e2m1_pair"))
 
 
+def tile_not_restarted(verilog):
+    """MxRow mutant: the shared float32 unit never starts a tile from +0 (``Mux(first, 0, acc)`` keeps
+    ``acc``), so each tile adds to the previous tile's sums."""
+    return runner.mutate(verilog, r"= u0_tfirst2 \? 32'd0 : ", "= 1'h0 ? 32'd0 : ", 1, "rtl/mx_row.py")
+
+
+def every_block_first(verilog):
+    """MxArrayProcessingElement mutant: the PE marks every block as its tile's first (the held
+    ``first`` bit reads 1), so the float32 unit adds each block's term to +0, not to the PE's sum."""
+    return runner.mutate(verilog, r"= \{ (\\port\$\d+\$2 )\[0\], \\port\$\d+\$2 \[2\], b\[11:4\], a\[11:4\] \};",
+                         r"= { \1[0], 1'h1, b[11:4], a[11:4] };", 6, "rtl/mx_array_pe.py")
+
+
 def final_sums_requeued(verilog):
     """MxTrainingArray mutant: the float32 unit puts a tile's final sums back into its queue too
     (``w_en = o.valid & ~final`` becomes ``o.valid``), so a later tile of several blocks adds to stale sums."""
@@ -133,16 +146,18 @@ def e4m3_subnormal_exponent_zero(verilog):
     return runner.mutate(verilog, r"\? b_scale\[6:3\] : 4'h1;", "? b_scale[6:3] : 4'h0;", 1, "rtl/mx_row.py")
 
 
-@pytest.mark.cocotb
-def test_missed_e8m0_nan_code_is_caught():
-    target = runner.Target("verilator", "mx_block_term", {"fmt": "mxfp4"},
-                           runner.Mutant("b_nan_code_missed", b_nan_code_missed))
-    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="every_scale_pair"))
+MX_MUTANTS = [   # (simulator, unit, parameters, mutant, test that must catch it)
+    ("verilator", "mx_block_term", {"fmt": "mxfp4"}, b_nan_code_missed, "every_scale_pair"),
+    ("icarus", "mx_block_term", {"fmt": "nvfp4"}, e4m3_subnormal_exponent_zero, "every_scale_pair"),
+    ("verilator", "mx_block_term", {"fmt": "nvfp4"}, e4m3_subnormal_exponent_zero, "every_scale_pair"),
+    ("icarus", "mx_row", {"fmt": "nvfp4", "columns": 3, "shared": True}, tile_not_restarted, "every_e2m1_pair"),
+    ("verilator", "mx_array", {"rows": 3, "cols": 2, "fmt": "mxfp4"}, every_block_first, "random_gemms"),
+]
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("sim", runner.SIMULATORS)
-def test_wrong_e4m3_subnormal_exponent_is_caught(sim):
-    target = runner.Target(sim, "mx_block_term", {"fmt": "nvfp4"},
-                           runner.Mutant("e4m3_subnormal_exponent_zero", e4m3_subnormal_exponent_zero))
-    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase="every_scale_pair"))
+@pytest.mark.parametrize("sim, unit, params, edit, testcase", MX_MUTANTS,
+                         ids=[f"{sim}-{edit.__name__}" for sim, _, _, edit, _ in MX_MUTANTS])
+def test_mx_unit_mutant_is_caught(sim, unit, params, edit, testcase):
+    target = runner.Target(sim, unit, params, runner.Mutant(edit.__name__, edit))
+    _assert_caught(runner.run(target, level="quick", seed=SEED, testcase=testcase))

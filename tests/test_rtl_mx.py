@@ -6,7 +6,7 @@ import pytest
 
 from golden import mx, mx_gemm
 from rtl.mx_pe import MxProcessingElement
-from rtl.mx_row import MxRow
+from rtl.mx_row import MxBlockTerm, MxRow
 from testbench import mx_vectors
 from testbench.sim import simulate
 
@@ -114,3 +114,5 @@ def test_parameters_are_checked():
         MxRow("nvfp4", columns=17)
     with pytest.raises(ValueError, match="fmt must be one of"):
         MxRow("fp4")
+    with pytest.raises(ValueError, match=r"fmt must be one of \['mxfp4', 'nvfp4'\], got 'e5m2'"):
+        MxBlockTerm("e5m2")

@@ -13,6 +13,7 @@ import pytest
 from golden import mx_tiling
 from golden.tiling import Mode
 from rtl.array import MxTrainingArray, pack_command
+from rtl.mx_array_pe import MxArrayProcessingElement, MxGroupUnit
 from testbench.array_bench import stream_tiles
 from testbench.mx_vectors import block_operands
 from testbench.payloads import mx_commands_and_beats
@@ -84,6 +85,14 @@ def test_parameters_are_validated():
         MxTrainingArray(2, 2, "fp8")
     with pytest.raises(ValueError, match="rows must lie in 2..32, got 1"):
         MxTrainingArray(1, 2)
+    with pytest.raises(ValueError, match=r"block must be one of \(16, 32\), got 8"):
+        MxArrayProcessingElement(8)
+    with pytest.raises(ValueError, match=r"fmt must be one of \['mxfp4', 'nvfp4'\], got 'fp8'"):
+        MxGroupUnit("fp8", 4)
+    with pytest.raises(ValueError, match="slots must lie in 2..16, got 17"):
+        MxGroupUnit("nvfp4", 17)
+    with pytest.raises(ValueError, match="slots must lie in 2..32, got 1"):
+        MxGroupUnit("mxfp4", 1)
 
 
 @pytest.mark.parametrize("rows, cols, fmt", [(4, 4, "mxfp4"), (8, 8, "mxfp4"), (3, 16, "nvfp4"), (4, 4, "nvfp4")])
