@@ -776,7 +776,7 @@ def main(argv=None):
         for (k, m), model in models.items()]
     out = Path(args.out_dir)
     default_out = out.resolve() == OUT_DIR.resolve()
-    previous = _previous(out / "chip.json") or (_previous(RECORD) if default_out else {})
+    previous = (load_report(out.parent)[0] or {}) if default_out else _previous(out / "chip.json")
     report = merge(previous, this_run, model_entries, rows, shapes)
     out.mkdir(parents=True, exist_ok=True)
     (out / "chip.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -99,7 +99,7 @@ def cost(rows, array_unit, row_format):
     return _per_pe(row, columns, f"mx_row of {columns} ÷ {columns}, shared float32 unit (no array)")
 
 
-def chip_entry(chip, fmt, where="build/chip/chip.json"):
+def chip_entry(chip, fmt, where):
     """The chip-level cell of ``fmt`` (a training scheme name or "fp16") from the chip report ``chip``
     (read from ``where``), or None; a row that carries its date shows it.
 

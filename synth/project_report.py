@@ -51,10 +51,10 @@ def _load(path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _stage_results(path, title, command):
-    """``(section, results)``: a stage's results loaded from ``path`` (None if it has not run) and
-    the section titled ``title`` that shows them, or names ``command`` where they are missing."""
-    results = _load(path)
+def _stage_results(path, title, command, load=_load):
+    """``(section, results)``: a stage's results, ``load(path)`` (None if it has not run), and the
+    section titled ``title`` that shows them, or names ``command`` where they are missing."""
+    results = load(path)
     return Section(title, missing=None if results else command), results
 
 
@@ -332,11 +332,15 @@ def chip_section(build):
     """The chip-level comparison of build/chip/chip.json (``make chip``, outside the default flow)."""
     from . import chip
 
-    report, where = chip.load_report(build)
-    section = Section("Chip level: the largest fourbit and FP16 arrays per device",
-                      missing=None if report and "generated_utc" in report else "make chip")
-    if section.missing:   # not run, or a hand-made file of rows not written by make chip
+    def made_by_make_chip(build):   # not a hand-made file of rows
+        report, where = chip.load_report(build)
+        return (report, where) if report and "generated_utc" in report else None
+
+    section, found = _stage_results(build, "Chip level: the largest fourbit and FP16 arrays per device", "make chip",
+                                    load=made_by_make_chip)
+    if not found:
         return section, {}
+    report, where = found
     section.paragraphs.append(
         ("" if where.startswith("build/") else f"From {where}, the committed record of the last `make chip` (this "
                                                "build has not run it; each row says when it was measured). ") +

@@ -271,7 +271,7 @@ def test_without_a_build_the_report_and_the_format_table_read_the_committed_reco
     monkeypatch.setattr(chip, "RECORD", record)
     build = tmp_path / "build"
     assert chip.load_report(build) == (report, "docs/chip_table.json")
-    assert formats.chip_entry(report, "fourbit") == "29.70 (fourbit 22x15, 2026-12-05 01:00 UTC)"
+    assert formats.chip_entry(report, "fourbit", "docs/chip_table.json") == "29.70 (fourbit 22x15, 2026-12-05 01:00 UTC)"
     assert "| 44.0 | 10.0 + 1.5 | 2026-12-05 01:00 UTC (abc1234567) |" in chip.markdown(report)
     (md, _), _ = project_report.write(build)
     assert "From docs/chip_table.json, the committed record of the last `make chip`" in md.read_text()
