@@ -238,9 +238,10 @@ def formal_section(build):
 
 def array_section(build, sim_level):
     steps = _load(build / "sim" / "train_steps.json")
+    mx_steps = _load(build / "sim" / "mx_train_steps.json")
     utilization = _load(build / "sim" / "array_utilization.json")
     section = Section("The training array")
-    if steps is None and utilization is None:
+    if steps is None and mx_steps is None and utilization is None:
         section.missing = "make sim (training steps) and make array-bench (utilization)"
         return section, {}
     key = {}
@@ -255,6 +256,9 @@ def array_section(build, sim_level):
     train_steps = _train_steps_section(section, steps, sim_level)
     if train_steps:
         key["train_steps"] = train_steps
+    mx_train_steps = _mx_train_steps_section(section, mx_steps, sim_level)
+    if mx_train_steps:
+        key["mx_train_steps"] = mx_train_steps
     return section, key
 
 
@@ -279,13 +283,40 @@ def _train_steps_section(section, steps, prefer):
         f"{hidden} hidden layers in 4 bits, batch {first['batch']}; every 4-bit GEMM runs on the "
         f"{first['array']['rows']}x{first['array']['cols']} array, the gradient codes come from the RTL quantizer "
         "and GradScale unit (build/sim/train_steps.json).")
-    section.tables.append(Table(
-        ["simulator", "steps", "weights vs golden", "array cycles / step", "MACs / step", "MACs / array cycle",
-         "held-out loss", "simulated cycles/s", "wall s"],
-        [[sim, _num(r["steps"]), "bit-identical" if r["weights_identical"] else "DIFFER",
-          _num(r["array_cycles_per_step"]), _num(r["macs_per_step"]), _num(r["macs_per_array_cycle"]),
-          f"{r['test_loss_before']:.3f} -> {r['test_loss_after']:.3f}", _num(r["simulated_cycles_per_second"], 0),
-          _num(r["wall_seconds"])] for sim, r in sorted(runs.items())], "lrlrrrlrr"))
+    section.tables.append(_steps_table(runs, [
+        ("MACs / array cycle", lambda r: _num(r["macs_per_array_cycle"]), "r"), _LOSS,
+        ("simulated cycles/s", lambda r: _num(r["simulated_cycles_per_second"], 0), "r")]))
+    return {"level": level, "runs": runs}
+
+
+_LOSS = ("held-out loss", lambda r: f"{r['test_loss_before']:.3f} -> {r['test_loss_after']:.3f}", "l")
+
+
+def _steps_table(runs, columns):
+    """One row per simulator's training-step run: steps, weights against golden, cycles and MACs per
+    step, then ``columns`` ((header, value of a run, alignment) each), then the wall time."""
+    columns = [("array cycles / step", lambda r: _num(r["array_cycles_per_step"]), "r"),
+               ("MACs / step", lambda r: _num(r["macs_per_step"]), "r"), *columns,
+               ("wall s", lambda r: _num(r["wall_seconds"]), "r")]
+    return Table(["simulator", "steps", "weights vs golden", *(header for header, _, _ in columns)],
+                 [[sim, _num(r["steps"]), "bit-identical" if r["weights_identical"] else "DIFFER",
+                   *(value(r) for _, value, _ in columns)] for sim, r in sorted(runs.items())],
+                 "lrl" + "".join(align for _, _, align in columns))
+
+
+def _mx_train_steps_section(section, steps, prefer):
+    """The mxfp4 scheme's training steps on the simulated MX array (build/sim/mx_train_steps.json)."""
+    level, runs = _train_steps_runs(steps, prefer)
+    if not runs:
+        return None
+    first = next(iter(runs.values()))
+    shape = first["array"]
+    section.paragraphs.append(
+        f"Training steps of the {first['scheme']} scheme on the simulated {shape['rows']}x{shape['cols']} "
+        f"{shape['fmt']} array ({level} level): every GEMM of its block-scaled layers runs on the array, "
+        f"{first['gemms_per_step']} per step, batch {first['batch']} on {first['dataset']}; the weights are "
+        "compared bit for bit with the pure-golden run (golden.mx_gemm) (build/sim/mx_train_steps.json).")
+    section.tables.append(_steps_table(runs, [("utilization %", lambda r: _num(100 * r["utilization"]), "r"), _LOSS]))
     return {"level": level, "runs": runs}
 
 
@@ -438,6 +469,9 @@ def key_figures(key):
         lines.append(f"training on the simulated array ({sim}): {run['steps']} steps, weights "
                      + ("bit-identical to golden" if run["weights_identical"] else "DIFFER from golden")
                      + f", {run['array_cycles_per_step']:,} array cycles per step")
+    for sim, run in sorted(key["array"].get("mx_train_steps", {}).get("runs", {}).items()):
+        lines.append(f"{run['scheme']} training on the simulated {run['array']['fmt']} array ({sim}): {run['steps']} "
+                     "steps, weights " + ("bit-identical to golden" if run["weights_identical"] else "DIFFER from golden"))
     head = key["synth"].get("headline")
     if head and head.get("baseline") and head["entries"]:
         for entry in head["entries"]:

@@ -97,6 +97,23 @@ def test_a_failed_run_and_differing_weights_are_reported(tmp_path):
             "5,000 array cycles per step") in lines
 
 
+def test_mx_training_steps_are_reported(tmp_path):
+    build = _build(tmp_path)
+    network = [{"kind": "FP32", "shape": [64, 32]}, {"kind": "mxfp4", "shape": [32, 32]}]
+    run = {"scheme": "mxfp4", "steps": 2, "weights_identical": True, "network": network, "dataset": "digits",
+           "batch": 32, "array": {"rows": 3, "cols": 2, "fmt": "mxfp4"}, "gemms_per_step": 6,
+           "array_cycles_per_step": 33948, "macs_per_step": 196608, "utilization": 0.9652,
+           "test_loss_before": 2.31, "test_loss_after": 2.25, "wall_seconds": 20.0}
+    _write(build / "sim" / "mx_train_steps.json", {"levels": {"quick": {"verilator": dict(run)}}})
+    (md, _), lines = project_report.write(build)
+    assert "| verilator | 2 | bit-identical | 33,948 | 196,608 | 96.5 | 2.310 -> 2.250 | 20.0 |" in md.read_text()
+    assert "mxfp4 training on the simulated mxfp4 array (verilator): 2 steps, weights bit-identical to golden" in lines
+    run["weights_identical"] = False
+    _write(build / "sim" / "mx_train_steps.json", {"levels": {"quick": {"verilator": run}}})
+    (md, _), lines = project_report.write(build)
+    assert "| verilator | 2 | DIFFER |" in md.read_text()
+
+
 def test_stages_outside_the_default_flow_show_their_date(tmp_path):
     build = _build(tmp_path)
     _write(build / "stages" / "synth-large.json", {"stage": "synth-large", "seconds": 450.0, "cpu_seconds": 440.5})
