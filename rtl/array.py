@@ -145,8 +145,19 @@ class TrainingArray(wiring.Component):
         # only in advancing cycles, so it needs no enable of its own. ``advance`` is a register:
         # an output beat not taken when it is offered waits in a skid register (``o`` shows it
         # while the array stands still), so that no path leads from ``o.ready`` to the intake.
+        # It is replicated: the intake, the drain and the output use ``advance``; each row of PEs
+        # (with its control and operand registers) and each unit the PEs share has a copy with the
+        # same next state, so that no single net drives the enables of the whole array. The copies
+        # are kept, else Yosys' opt_merge merges the equal registers back into one.
         core = Module()
-        advance = Signal(init=1)
+        advance = Signal(init=1, attrs={"keep": 1})
+        copies = [advance]
+
+        def stall_copy():
+            copy = Signal(init=1, name=f"advance_{len(copies)}", attrs={"keep": 1})
+            copies.append(copy)
+            return copy
+
         m.submodules.core = EnableInserter(advance)(core)
         # (mode, s) of each tile from its last beat until its drain starts; at most 2 are pending.
         m.submodules.meta = meta = SyncFIFO(width=_TileLayout.size, depth=self.meta_depth)
@@ -215,8 +226,10 @@ class TrainingArray(wiring.Component):
         lag = self.pe.sum_latency
         fields = self.pe.beat_fields(taken)
         tag = self.pe.mode_tag(cmd.mode)
-        intake = Signal(_beat_control(sums, fields, len(tag)))
-        ctrl = [Signal.like(intake, name=f"ctrl{d}") for d in range(rows - 1 + lag)]
+        # Control words are plain bits seen through views: a layout signal is a Verilog wire per field.
+        beat_control = _beat_control(sums, fields, len(tag))
+        intake = data.View(beat_control, Signal(beat_control.size, name="intake"))
+        ctrl = [data.View(beat_control, Signal(beat_control.size, name=f"ctrl{d}")) for d in range(rows - 1 + lag)]
         upstream = [intake, *ctrl]   # upstream[d]: the control that reaches distance d next cycle
         last_of_slot = take & last if sums == 1 else Cat(take & last & (sub == slot) for slot in range(sums))
         m.d.comb += [intake.valid.eq(take), intake.first.eq(take & first), intake.last.eq(last_of_slot)]
@@ -231,11 +244,16 @@ class TrainingArray(wiring.Component):
         # several rows, whose rows all keep the top row's timing), B lane j is delayed j + 1 cycles.
         per_pe = self.pe.rows_per_pe
         spans = [range(top, min(top + per_pe, rows)) for top in range(0, rows, per_pe)]
-        a_lanes = [self._delay(core, self.a.payload[i], rows - i + i % per_pe, f"a{i}_") for i in range(rows)]
-        b_lanes = [self._delay(core, self.b.payload[j], j + 1, f"b{j}_") for j in range(cols)]
+        row_advance = [stall_copy() for _ in spans]
+        a_lanes, b_lanes = [], []
+        for g, span in enumerate(spans):
+            with m.If(row_advance[g]):
+                a_lanes += [self._delay(m, self.a.payload[i], rows - i + i % per_pe, f"a{i}_") for i in span]
+        with m.If(row_advance[-1]):   # the bottom row takes the B lanes
+            b_lanes = [self._delay(m, self.b.payload[j], j + 1, f"b{j}_") for j in range(cols)]
 
-        control = [[Signal(pe_control, name=f"ctrl_{span[0]}_{j}", attrs={"keep": 1}) for j in range(cols)]
-                   for span in spans]
+        control = [[data.View(pe_control, Signal(pe_control.size, name=f"ctrl_{span[0]}_{j}", attrs={"keep": 1}))
+                    for j in range(cols)] for span in spans]
         start = control[0][cols - 1].capture[-1]  # the last PE (row 0, column C-1) captures its last sum
 
         # Drain: holding[p] marks shadow entry p of every column (entry l of PE row i at p = i*L + l,
@@ -254,16 +272,17 @@ class TrainingArray(wiring.Component):
         for g, span in enumerate(spans):
             for j in range(cols):
                 pe = pes[g][j]
-                core.submodules[f"pe_{span[0]}_{j}"] = pe
+                m.submodules[f"pe_{span[0]}_{j}"] = EnableInserter(row_advance[g])(pe)
                 own = control[g][j]
-                if j == 0:
-                    distance = rows - 1 - span[0]
-                    core.d.sync += [*(own[name].eq(upstream[distance][name]) for name in read),
-                                    own.capture.eq(upstream[distance + lag].last)]
-                else:
-                    core.d.sync += own.eq(control[g][j - 1])
+                with m.If(row_advance[g]):
+                    if j == 0:
+                        distance = rows - 1 - span[0]
+                        m.d.sync += [*(own[name].eq(upstream[distance][name]) for name in read),
+                                     own.capture.eq(upstream[distance + lag].last)]
+                    else:
+                        m.d.sync += own.eq(control[g][j - 1])
                 a_in = [a_lanes[i] for i in span] if j == 0 else lanes(pes[g][j - 1], "a_out")
-                core.d.comb += [
+                m.d.comb += [
                     *(port.eq(value) for port, value in zip(lanes(pe, "a"), a_in)),
                     pe.b.eq(b_lanes[j] if g == len(spans) - 1 else pes[g + 1][j].b_out),
                     *(getattr(pe, name).eq(value)
@@ -275,8 +294,8 @@ class TrainingArray(wiring.Component):
                     *(port.eq(holding[i * sums:(i + 1) * sums]) for port, i in zip(lanes(pe, "shift"), span)),
                 ]
                 if g < len(spans) - 1:
-                    core.d.comb += pe.shift_in.eq(lanes(pes[g + 1][j], "shadow")[0])
-        self.pe.connect_rows(core, pes)
+                    m.d.comb += pe.shift_in.eq(lanes(pes[g + 1][j], "shadow")[0])
+        self.pe.connect_rows(m, pes, lambda unit: EnableInserter(stall_copy())(unit))
 
         # The drain's beat, offered in advancing cycles (plain bits: no Verilog wire per field).
         beat = data.View(self.o.payload.shape(), Signal(self.o.payload.shape().size))
@@ -286,9 +305,9 @@ class TrainingArray(wiring.Component):
             m.d.comb += [beat[name][j].eq(value) for name, value in self.pe.outputs(shadow, tile.mode).items()]
         skid = Signal(self.o.payload.shape().size, reset_less=True)
         with m.If(advance & holding[0] & ~self.o.ready):
-            m.d.sync += [skid.eq(beat), advance.eq(0)]
-        with m.Elif(self.o.ready):
-            m.d.sync += advance.eq(1)
+            m.d.sync += skid.eq(beat)
+        # Low from the cycle after a row offered is not taken until the cycle after it is taken.
+        m.d.sync += [copy.eq(self.o.ready | (copy & ~holding[0])) for copy in copies]
         m.d.comb += [
             self.o.valid.eq(~advance | holding[0]),
             self.o.payload.eq(Mux(advance, beat, skid)),

@@ -23,7 +23,7 @@ number formats (docs/architecture.md, "The PE seam"):
 * optionally (the MX PE uses them): ``beat_fields(taken)``, more per-beat flags on the control
   chain, which a PE gets with its operands on the ports named in ``beat_inputs``;
   ``bad_depth(k)``, more bad commands; ``depth_step``, the least K; ``period_extra``, cycles
-  added to the tile period; ``connect_rows(module, pes)``, units shared by the PEs (``pes[i][j]``).
+  added to the tile period; ``connect_rows(module, pes, stalled)``, units shared by the PEs (``pes[i][j]``).
 """
 
 from amaranth import Cat, Mux, signed
@@ -73,8 +73,9 @@ class PeKind:
         """A 1-bit Value marking a command depth ``k`` the PE cannot run, or None (all are fine)."""
         return None
 
-    def connect_rows(self, module, pes):
-        """Add to ``module`` what the PEs ``pes[i][j]`` share; nothing by default."""
+    def connect_rows(self, module, pes, stalled):
+        """Add to ``module`` what the PEs ``pes[i][j]`` share, each unit ``u`` as ``stalled(u)``
+        (it then advances with the array); nothing by default."""
 
     def output_fields(self, cols):
         """Output-beat fields before ``row``/``last``/``mode``/``s``: name -> shape."""
@@ -102,6 +103,9 @@ class FourBitPe(PeKind):
     def build(self, rows):
         return ProcessingElement(fwd_width=self.fwd_width, bwd_width=self.bwd_width)
 
+    def lanes(self, pe, name):
+        return pe.lanes(name)
+
     def mode_tag(self, mode):
         return Cat(mode == Mode.FWD, mode == Mode.BWD_WEIGHT)
 
@@ -125,9 +129,6 @@ class FourBitDspPe(FourBitPe):
 
     def build(self, rows):
         return DspPairProcessingElement(rows, fwd_width=self.fwd_width, bwd_width=self.bwd_width)
-
-    def lanes(self, pe, name):
-        return pe.lanes(name)
 
 
 class Fp16PipePe(PeKind):
@@ -181,11 +182,12 @@ class MxPe(PeKind):
     def bad_depth(self, k):
         return k[:self._low].any()
 
-    def connect_rows(self, module, pes):
+    def connect_rows(self, module, pes, stalled):
         for top in range(0, len(pes), self.group):
             rows = pes[top:top + self.group]
             order = [pe for row in reversed(rows) for pe in row]     # bottom row first
-            module.submodules[f"rows_{top}"] = unit = MxGroupUnit(self.fmt, len(order))
+            unit = MxGroupUnit(self.fmt, len(order))
+            module.submodules[f"rows_{top}"] = stalled(unit)
             module.d.comb += unit.start.eq(order[0].term.valid)
             for k, (pe, term) in enumerate(zip(order, unit.terms)):
                 module.d.comb += [term.eq(pe.term), pe.result.eq(unit.result), pe.store.eq(unit.store[k])]

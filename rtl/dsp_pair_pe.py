@@ -48,14 +48,14 @@ class DspPairProcessingElement(wiring.Component):
         As for ``ProcessingElement``, for every lane.
     shift : In(rows)
         Per lane: load its shadow from the lane below (the last lane: from ``shift_in``).
-    shift_in : In(shadow_layout(W))
-        The shadow of the PE below the last lane.
+    shift_in : In(W + 1)
+        The shadow of the PE below the last lane (the bits of a ``shadow_layout(W)``).
     a_out : Out(4 * rows)
         ``a`` delayed by one cycle, for the next PE of the row.
     b_out : Out(4)
         ``b`` delayed by ``rows`` cycles, for the PE above the first lane.
     shadow : Out(rows * (W + 1))
-        Per lane, a finished sum (scaled) waiting to be shifted out.
+        Per lane, a finished sum (scaled) waiting to be shifted out (a ``shadow_layout(W)``).
 
     Raises
     ------

@@ -19,7 +19,8 @@ def shadow_layout(width):
 
 def pe_members(width, per_row=lambda shape: shape):
     """The signature members of a 3-mode PE (:class:`ProcessingElement` documents them); ``per_row``
-    maps the shape of one row's ``a``, ``shift``, ``a_out`` or ``shadow`` to the port's shape."""
+    maps the shape of one row's ``a``, ``shift``, ``a_out`` or ``shadow`` to the port's shape. The
+    shadows are plain bits (a ``shadow_layout`` port is a Verilog wire per field, per PE of an array)."""
     layout = shadow_layout(width)
     return {
         "a": In(per_row(4)),
@@ -31,10 +32,10 @@ def pe_members(width, per_row=lambda shape: shape):
         "first": In(1),
         "capture": In(1),
         "shift": In(per_row(1)),
-        "shift_in": In(layout),
+        "shift_in": In(layout.size),
         "a_out": Out(per_row(4)),
         "b_out": Out(4),
-        "shadow": Out(per_row(layout)),
+        "shadow": Out(per_row(layout.size)),
     }
 
 
@@ -89,12 +90,13 @@ class ProcessingElement(wiring.Component):
         Copy the running sum and its overflow flag into ``shadow``.
     shift : In(1)
         Load ``shadow`` from ``shift_in`` (when not capturing): the output shift chain.
-    shift_in : In(shadow_layout(W))
+    shift_in : In(W + 1)
         The neighbour's ``shadow`` in the shift chain.
     a_out, b_out : Out(4)
         ``a`` and ``b`` delayed by one cycle, for the next PE of the row and of the column.
-    shadow : Out(shadow_layout(W))
-        A finished sum (scaled) waiting to be shifted out.
+    shadow : Out(W + 1)
+        A finished sum (scaled) waiting to be shifted out, as the bits of a ``shadow_layout(W)``
+        (:meth:`lanes` gives the view).
 
     Raises
     ------
@@ -108,6 +110,11 @@ class ProcessingElement(wiring.Component):
         self.product_shape = signed(max(8 + self.fwd_scale, 18 + self.bwd_scale))
         super().__init__(pe_members(self.width))
 
+    def lanes(self, name):
+        """Port ``a``, ``shift``, ``a_out`` or ``shadow`` (a ``shadow_layout`` view) as a list of one lane."""
+        port = getattr(self, name)
+        return [data.View(shadow_layout(self.width), port) if name == "shadow" else port]
+
     def elaborate(self, platform):
         m = Module()
         operands = Signal(8, reset_less=True)  # one register (one Verilog process) for a_out, b_out
@@ -117,7 +124,7 @@ class ProcessingElement(wiring.Component):
         int4_product, int4_carry = booth_product(m, self.a, self.b.as_signed())
         b = Signal(signed(5))
         m.d.comb += b.eq(Mux(self.signed_b, self.b.as_signed(), self.b))
-        sum_and_shadow(m, self, self.a, b, (int4_product, int4_carry), self.shift, self.shift_in, self.shadow)
+        sum_and_shadow(m, self, self.a, b, (int4_product, int4_carry), self.shift, self.shift_in, self.lanes("shadow")[0])
         return m
 
 

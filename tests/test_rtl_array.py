@@ -55,8 +55,9 @@ def test_pe_every_operand_pair(mode, fwd_width, bwd_width):
             ctx.set(inputs, word | controls << 8)
             await ctx.tick()
             if t >= 2:  # after the clock edge of cycle t the shadow holds the sum of the term of cycle t - 2
-                got.append(ctx.get(pe.shadow.acc) >> scale)
-                flags.append(ctx.get(pe.shadow.overflow))
+                shadow = pe.lanes("shadow")[0]
+                got.append(ctx.get(shadow.acc) >> scale)
+                flags.append(ctx.get(shadow.overflow))
 
     simulate(pe, testbench)
     got, flags = np.array(got[:len(a)]), np.array(flags[:len(a)], bool)

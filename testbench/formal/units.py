@@ -2,10 +2,11 @@
 
 from amaranth import Module, Mux, Signal, signed
 from amaranth.hdl import Assert
+from amaranth.lib import data
 
 from rtl.accumulator import SaturatingAccumulator
 from rtl.int4_mac import Int4Mac
-from rtl.pe import ProcessingElement
+from rtl.pe import ProcessingElement, shadow_layout
 from rtl.shift_mac import ShiftMac
 
 from . import reference
@@ -96,13 +97,13 @@ class PeSumHarness(Harness):
         bwd_acc, bwd_overflow = reference.saturating_sum(m, self.widths[1], bwd_term, valid, first, "bwd")
         width = max(self.widths)
         started = past_valid(m, 1)
-        shadow = p.shadow.acc
+        shadow = data.View(shadow_layout(width), p.shadow)
         with m.If(started & p.fwd):
-            m.d.comb += [Assert((shadow >> (width - self.widths[0])) == delayed(m, fwd_acc, 1, "fwd_acc")),
-                         Assert(p.shadow.overflow == delayed(m, fwd_overflow, 1, "fwd_overflow"))]
+            m.d.comb += [Assert((shadow.acc >> (width - self.widths[0])) == delayed(m, fwd_acc, 1, "fwd_acc")),
+                         Assert(shadow.overflow == delayed(m, fwd_overflow, 1, "fwd_overflow"))]
         with m.If(started & ~p.fwd):
-            m.d.comb += [Assert((shadow >> (width - self.widths[1])) == delayed(m, bwd_acc, 1, "bwd_acc")),
-                         Assert(p.shadow.overflow == delayed(m, bwd_overflow, 1, "bwd_overflow"))]
+            m.d.comb += [Assert((shadow.acc >> (width - self.widths[1])) == delayed(m, bwd_acc, 1, "bwd_acc")),
+                         Assert(shadow.overflow == delayed(m, bwd_overflow, 1, "bwd_overflow"))]
         return m
 
 
