@@ -119,10 +119,10 @@ class PeShadowHarness(Harness):
         p = self.dut.ports
         self.free_ports(m, self.dut)
         no_reset(m)
-        expected = delayed(m, p.shadow.as_value(), 1, "shadow")
-        shift_in = delayed(m, p.shift_in.as_value(), 1, "shift_in")
+        expected = delayed(m, p.shadow, 1, "shadow")
+        shift_in = delayed(m, p.shift_in, 1, "shift_in")
         shift, capture = delayed(m, p.shift, 1, "shift"), delayed(m, p.capture, 1, "capture")
         with m.If(past_valid(m, 1) & ~capture):
-            m.d.comb += Assert(p.shadow.as_value() == Mux(shift, shift_in, expected))
+            m.d.comb += Assert(p.shadow == Mux(shift, shift_in, expected))
         return m
 
