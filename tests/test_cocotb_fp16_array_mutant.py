@@ -2,7 +2,8 @@
 tile, the output beat, its operand beats, expected and actual values. One mutant breaks the
 arithmetic of every PE (products rounded ties-away), one the interleaved schedule (beats taken
 in any cycle, not only in their ring slot's phase, so after an input gap a term joins another
-output's sum). (The array's regressions themselves run in tests/test_cocotb_units.py.)"""
+output's sum), one the special values (a NaN operand or Inf - Inf no longer makes a sum NaN: the
+corner-operand GEMMs catch it). (The array's regressions themselves run in tests/test_cocotb_units.py.)"""
 
 import re
 
@@ -34,12 +35,18 @@ def phase_ignored(verilog):
     return _replace(verilog, r"= sub == phase;", "= 1'h1;", "rtl/array.py, the intake")
 
 
+def nan_lost(verilog):
+    """Every PE's adder ring never flags its sum NaN (NaN operands and Inf - Inf give Inf or a number)."""
+    return _replace(verilog, r"sum_nan_1 <= \\\$\d+ ;", "sum_nan_1 <= 1'h0;", "rtl/fp16_pipe_mac.py, one per PE", PES)
+
+
 @pytest.mark.cocotb
-@pytest.mark.parametrize("mutant", [products_ties_away, phase_ignored], ids=lambda mutant: mutant.__name__)
-def test_broken_arrays_are_caught(mutant):
+@pytest.mark.parametrize("mutant, testcase", [(products_ties_away, "random_gemms"), (phase_ignored, "random_gemms"),
+                                              (nan_lost, "corner_operands")], ids=lambda value: getattr(value, "__name__", value))
+def test_broken_arrays_are_caught(mutant, testcase):
     target = runner.Target("verilator", "fp16_array", {"rows": 3, "cols": 2},
                            runner.Mutant(mutant.__name__, mutant))
-    result = runner.run(target, level="quick", seed=SEED, testcase="random_gemms")
+    result = runner.run(target, level="quick", seed=SEED, testcase=testcase)
     assert not result.passed, f"the bench passed a broken unit:\n{result.report()}"
     assert result.mismatches > 0
     report = result.report()
