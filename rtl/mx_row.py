@@ -41,9 +41,10 @@ TERM_STAGES = 3
 def block_term(m, fmt, block_sum, ca, cb):
     """(sig, exp, nan) of a block term, TERM_STAGES registers after ``block_sum`` and the scale codes.
 
-    MX: sig = S, exp = ca + cb - 256, NaN for code 0xFF. NVFP4 (the FP8 scale multiply): the scale
-    significands' product q = qa * qb (4 x 4 bits) and |S| first, then |S| * q (12 x 8 bits), then
-    the sign: sig = +-S * qa * qb, exp = xa + xb - 2.
+    MX: sig = S, exp = ca + cb - 256, NaN for code 0xFF. NVFP4 (the FP8 scale multiply): the block sum
+    with the scales' sign, T = +-S, and the scale significands' product q = qa * qb (4 x 4 bits) first,
+    then the partial products T * q[2:0], T * q[5:3] and T * q[7:6] (a 12 x 8 product in one stage
+    limited the clock, docs/rtl.md), then their sum: sig = T * q = +-S * qa * qb, exp = xa + xb - 2.
     """
     def reg(value, shape):
         register = Signal(shape)
@@ -59,13 +60,14 @@ def block_term(m, fmt, block_sum, ca, cb):
         return tuple(value for value, _ in stages)
     sa, qa, xa, nan_a = e4m3_parts(ca)
     sb, qb, xb, nan_b = e4m3_parts(cb)
-    magnitude = reg(Mux(block_sum < 0, -block_sum, block_sum), len(block_sum) - 1)
-    negative = reg((block_sum < 0) ^ sa ^ sb, 1)
+    signed_sum = reg(Mux(sa ^ sb, -block_sum, block_sum), block_sum.shape())   # |S| <= 2,304: no overflow
     q = reg(qa * qb, 8)
     exp, nan = reg(xa + xb - 2, signed(6)), reg(nan_a | nan_b, 1)
-    product = reg(magnitude * q, len(magnitude) + 8)
-    negative, exp, nan = reg(negative, 1), reg(exp, signed(6)), reg(nan, 1)
-    return reg(Mux(negative, -product, product), signed(len(product) + 1)), reg(exp, signed(6)), reg(nan, 1)
+    part = signed(len(signed_sum) + 3)
+    parts = [reg(signed_sum * q[lo:hi], part) for lo, hi in ((0, 3), (3, 6), (6, 8))]
+    exp, nan = reg(exp, signed(6)), reg(nan, 1)
+    return (reg(parts[0] + (parts[1] << 3) + (parts[2] << 6), signed(TERM_WIDTHS["nvfp4"][0])), reg(exp, signed(6)),
+            reg(nan, 1))
 
 
 class MxBlockTerm(wiring.Component):
