@@ -466,7 +466,7 @@ def phase_seconds(log_path):
 
 
 #: Lowercase fragments of nextpnr's error when the design needs more cells than the device has.
-_NO_FIT_MARKERS = ("unable to place cell", "no bels remaining", "too many")
+_NO_FIT_MARKERS = ("unable to place cell", "no bels remaining", "too many", "unable to find legal placement")
 
 
 def _first_error(log_path):

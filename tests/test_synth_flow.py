@@ -239,6 +239,8 @@ def test_changed_verilog_mapping_or_tool_version_misses_the_cache(fake_tools, tm
     # nextpnr-ecp5's own words for an FP16 9x7 array (70,611 LUT-equiv) given to the LFE5U-25F
     "Unable to place cell 'core.core.pe_2_5.mac.multiplier.low_product_TRELLIS_FF_Q_11_DI_CCU2C_S1_A0_LUT4_Z', "
     "no BELs remaining to implement cell type 'TRELLIS_COMB'",
+    # the analytic placer's, for an MXFP4 28x15 array at 88 % of the LFE5U-85F's flip-flops
+    "Unable to find legal placement for all cells, design is probably at utilisation limit.",
 ])
 def test_a_design_that_does_not_fit_has_no_fmax_and_says_why(monkeypatch, tmp_path, message):
     monkeypatch.setattr(flow, "_run_tool", FakeTools(nextpnr_error=message))
