@@ -86,8 +86,10 @@ synth: $(STAMP)
 synth-large: $(STAMP)
 	$(call stage,synth-large,the 8x8 arrays and the 4x4 FP16 array on ECP5 into build/synth,$(PY) -m synth --designs training_array training_array_dsp fp16_array --arrays 8 --fp16-arrays 4 $(SYNTH_ARGS))
 
-# Out of the default flow for its time: the largest fourbit and FP16 arrays per ECP5 device (LFE5U-25F,
-# LFE5U-85F; LUT-only and with DSPs), one place and route each, and a training step on each simulated.
+# Out of the default flow for its time: the largest fourbit, FP16, MXFP4 and NVFP4 arrays per ECP5 device
+# (LFE5U-25F, LFE5U-85F; LUT-only and with DSPs), one place and route each, and a training step on each
+# simulated. Never run whole: the cells measured on 2026-12-05 sum to 147 min of CPU (an 85F cell about
+# 50 min, a 25F cell 4-9 min); the whole target is about 5-6 h of CPU, 3 h wall on 2 free cores (estimate).
 chip: $(STAMP)
 	$(call stage,chip,chip-level comparison into build/chip,$(PY) -m synth.chip $(CHIP_ARGS))
 
