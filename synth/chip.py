@@ -51,6 +51,7 @@ from golden.tiling import SIZE_MAX, SIZE_MIN, Mode
 from rtl import tools
 
 from . import flow, jobs
+from . import report as report_
 
 #: The devices of the comparison: part name -> flow target (the 25F places the 85F's netlists:
 #: ECP5 synthesis does not depend on the device).
@@ -534,7 +535,8 @@ ARRAY_HEADER = ["device", "mapping", "array", "size", "PEs", "LUT-equiv (predict
                 "measured (commit)"]
 #: How far ``python -m synth.chip --stop-after`` goes at the chosen sizes (default: all the way).
 STAGES = ("predict", "yosys", "place")
-RATIO_HEADER = ["device", "mapping", "fourbit / FP16 arrays", "GMAC/s ratio", "training-step speed-up"]
+RATIO_HEADER = ["device", "mapping", "fourbit / FP16 arrays", "GMAC/s ratio", "training-step speed-up",
+                f"GMAC/s ratio vs IBM's {report_.IBM_CLAIM:.0f}x"]
 
 
 def array_rows(report):
@@ -565,11 +567,12 @@ def _pnr_minutes(row):
     return f"{row['place_seconds'] / 60:.1f} + {row['route_seconds'] / 60:.1f}"
 
 
-def ratio_rows(report):
+def ratio_rows(chip_report):
     mark = {True: " (estimated)", False: ""}
     return [[c["device"], c["mapping"], f"{c['fourbit']} / {c['fp16']}", f"{c['gmac_ratio']:.2f}x{mark[c['estimated']]}",
-             f"{c['step_speedup']:.2f}x{mark[c['estimated']]}" if c["step_speedup"] else "-"]
-            for c in report["comparisons"]]
+             f"{c['step_speedup']:.2f}x{mark[c['estimated']]}" if c["step_speedup"] else "-",
+             report_.side(c["gmac_ratio"])]
+            for c in chip_report["comparisons"]]
 
 
 def _table(header, rows):
@@ -587,7 +590,7 @@ def markdown(report):
              "## Arrays", "", *_table(ARRAY_HEADER, array_rows(report)),
              step_sentence(report), "",
              "## fourbit / FP16", "", *_table(RATIO_HEADER, ratio_rows(report)),
-             *[f"- {note}" for note in report["notes"]], ""]
+             *[f"- {note}" for note in report["notes"]], f"- {report_.NOT_IBM}", ""]
     lines += ["## Cost models (Yosys, ECP5)", "",
               *_table(["array", "mapping", "count", "per PE", "per row", "per column", "fixed", "per float32 unit"],
                       [[m["kind"], m["mapping"], count, *(_fmt(m["model"][count].get(k), 1) for k in TERMS)]
@@ -832,15 +835,15 @@ def step_runs():
 
 
 def step_sentence(report):
-    """One sentence on the measured training steps and whether they equal the timing model."""
-    runs = report.get("step_runs", [])
+    """One sentence on the training steps measured on the report's arrays and whether they equal the timing model."""
+    runs = [(r["unit"], r["size"], r["step"]) for r in report["rows"] if r["step"].get("cycles") is not None]
     if not runs:
         return "No training step has been simulated yet: the step cycles are the timing model's."
-    equal = all(r["cycles"] == r["model_cycles"] for r in runs)
+    equal = all(step["cycles"] == step["model_cycles"] for _, _, step in runs)
     return ("Training steps simulated (Verilator, every output checked against golden): " + "; ".join(
-        f"{r['unit']} {r['size'][0]}x{r['size'][1]} {r['cycles']:,} cycles (timing model {r['model_cycles']:,})"
-        for r in runs) + (". Every one equals the timing model, cycle for cycle per GEMM." if equal else
-                          ". SOME DIFFER from the timing model."))
+        f"{unit} {size[0]}x{size[1]} {step['cycles']:,} cycles (timing model {step['model_cycles']:,})"
+        for unit, size, step in runs) + (". Every one equals the timing model, cycle for cycle per GEMM." if equal else
+                                         ". SOME DIFFER from the timing model."))
 
 
 def merge(previous, this_run, model_entries, rows, shapes):
@@ -863,7 +866,8 @@ def merge(previous, this_run, model_entries, rows, shapes):
         "devices": {part: {"luts": d.luts, "dsps": d.dsps, "nextpnr": list(d.nextpnr_args)} for part, d in DEVICES.items()},
         "models": model_entries,
         "step_gemms": [{"mode": Mode(mode).name, "shape": [m, k, n]} for mode, m, k, n in shapes],
-        "rows": with_estimates(rows, synth_report), "notes": notes, "step_runs": step_runs(),
+        "rows": with_estimates(rows, synth_report), "notes": notes,
+        "step_runs": replace(previous.get("step_runs", []), step_runs(), lambda r: (r["unit"], tuple(r["size"]))),
     }
     return {**report, "comparisons": comparisons(report["rows"])}
 

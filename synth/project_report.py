@@ -381,7 +381,7 @@ def chip_section(build):
         f"{report['budget']:.0%} of the device's LUTs, measured with one place and route; in brackets the prediction "
         "and the training step's cycles by the timing model. Method and cost models: build/chip/chip.md.")
     section.tables.append(Table(chip.ARRAY_HEADER, chip.array_rows(report), "lll" + "r" * (len(chip.ARRAY_HEADER) - 3)))
-    section.tables.append(Table(chip.RATIO_HEADER, chip.ratio_rows(report), "lllrr"))
+    section.tables.append(Table(chip.RATIO_HEADER, chip.ratio_rows(report), "lllrrl"))
     section.paragraphs += [*synth_report.chip_verdicts(report), synth_report.NOT_IBM]
     section.paragraphs += [chip.step_sentence(report), *report["notes"]]
     return section, {"date": report["generated_utc"], "comparisons": report["comparisons"]}

@@ -197,7 +197,7 @@ def test_training_step_cycles_on_verilator_equal_the_timing_model():
 def sample_report():
     def row(kind, fmt, size, gmacs, seconds, mapping="lut"):
         return {"device": "LFE5U-85F", "mapping": mapping, "same_as_lut": False, "kind": kind, "fmt": fmt,
-                "size": list(size), "pes": size[0] * size[1], "lut_equiv": 70_000, "ff": 40_000, "dsp": 0,
+                "unit": f"{fmt}_array", "size": list(size), "pes": size[0] * size[1], "lut_equiv": 70_000, "ff": 40_000, "dsp": 0,
                 "predicted": {"lut_equiv": 69_500, "ff": 41_000, "dsp": 0}, "lut_share": 70_000 / 83_640,
                 "fmax_mhz": 90.0, "error": None, "gmac_per_s": gmacs,
                 "step": {"cycles": 4_000, "model_cycles": 4_000, "seconds": seconds}}
@@ -217,7 +217,14 @@ def test_the_report_shows_the_arrays_the_ratio_and_the_date(tmp_path):
     text = chip.markdown(report)
     assert ("| LFE5U-85F | lut | fourbit | 22x15 | 330 | 70,000 (69,500) | 83.7 | 40,000 (41,000) | 0 | 90.0 | 29.70 "
             "| 4,000 (4,000) | 44.0 |") in text
-    assert "| LFE5U-85F | lut | fourbit / fp16 | 14.85x | 4.55x |" in text
+    assert "| LFE5U-85F | lut | fourbit / fp16 | 14.85x | 4.55x | above |" in text
+    assert ("Training steps simulated (Verilator, every output checked against golden): fourbit_array 22x15 4,000 "
+            "cycles (timing model 4,000); fp16_array 8x8 4,000 cycles (timing model 4,000). Every one equals") in text
+    report["rows"][1]["step"] = {"cycles": 4_001, "model_cycles": 4_000, "seconds": 2.0e-4}
+    assert "SOME DIFFER from the timing model" in chip.markdown(report)
+    report["rows"][1]["step"] = {"model_cycles": 4_000}
+    assert "fp16_array" not in chip.step_sentence(report)
+    report = sample_report()
     (tmp_path / "chip").mkdir()
     (tmp_path / "chip" / "chip.json").write_text(json.dumps(report))
     (md, _), lines = project_report.write(tmp_path)
@@ -234,7 +241,9 @@ def test_a_run_replaces_the_rows_of_the_arrays_it_measured():
     run = {"date": "2026-12-04 21:00 UTC", "argv": ["--kinds", "fp16"], "wall_seconds": 60, "cores": 2,
            "load_average": "1.0, 1.0, 1.0"}
     fp16 = {**old["rows"][1], "size": [7, 9], "pes": 63, "gmac_per_s": 2.97, "step": {"seconds": 1e-4}}
+    old["step_runs"] = [{"unit": "fp16_array", "size": [8, 8], "cycles": 4_000, "model_cycles": 4_000}]
     merged = chip.merge(old, run, [], [fp16], chip.step_shapes())
+    assert old["step_runs"][0] in merged["step_runs"]   # an earlier run's simulated steps stay on record
     assert [(r["kind"], r["size"]) for r in merged["rows"]] == [("fourbit", [22, 15]), ("fp16", [7, 9])]
     assert merged["comparisons"][0]["gmac_ratio"] == pytest.approx(10.0)
     assert [r["date"] for r in merged["runs"]] == ["2026-12-04 20:00 UTC", "2026-12-04 21:00 UTC"]
