@@ -825,15 +825,6 @@ def _previous(path):
         return {}
 
 
-def step_runs():
-    """Every training step measured so far (the bench's files, any size): unit, size, cycles, model cycles."""
-    from testbench.array_driver import STEP_DIR
-
-    runs = [json.loads(path.read_text()) for path in sorted(STEP_DIR.glob("*.json"))]
-    return [{"unit": r["unit"], "size": [r["params"]["rows"], r["params"]["cols"]], "sim": r["sim"], "date": r["date"],
-             "cycles": r["cycles"], "model_cycles": r["model_cycles"]} for r in runs]
-
-
 def step_sentence(report):
     """One sentence on the training steps measured on the report's arrays and whether they equal the timing model."""
     runs = [(r["unit"], r["size"], r["step"]) for r in report["rows"] if r["step"].get("cycles") is not None]
@@ -867,7 +858,6 @@ def merge(previous, this_run, model_entries, rows, shapes):
         "models": model_entries,
         "step_gemms": [{"mode": Mode(mode).name, "shape": [m, k, n]} for mode, m, k, n in shapes],
         "rows": with_estimates(rows, synth_report), "notes": notes,
-        "step_runs": replace(previous.get("step_runs", []), step_runs(), lambda r: (r["unit"], tuple(r["size"]))),
     }
     return {**report, "comparisons": comparisons(report["rows"])}
 
