@@ -30,6 +30,12 @@ def _beat_control(sums, fields, tag_width):
     return data.StructLayout({"valid": 1, "first": 1, "last": sums, **tag, **{name: 1 for name in fields}})
 
 
+def operand_skew(rows, cols, rows_per_pe=1):
+    """Register stages of the operand skew: ``(a, b)``, A lane i delayed ``a[i]`` cycles (R - t, t the
+    top row of its PE, whose rows all keep the top row's timing), B lane j ``b[j] = j + 1`` cycles."""
+    return [rows - i + i % rows_per_pe for i in range(rows)], [j + 1 for j in range(cols)]
+
+
 def pack_lanes(values):
     """Raw bits of one operand beat: lane i (4-bit two's complement or unsigned) at bits 4i..4i+3."""
     return sum((int(value) & 0xF) << (4 * lane) for lane, value in enumerate(values))
@@ -240,17 +246,16 @@ class TrainingArray(wiring.Component):
         read = ["valid", "first", *(["tag"] if len(tag) else []), *self.pe.beat_inputs]
         pe_control = data.StructLayout({**{name: len(intake[name]) for name in read}, "capture": sums})
 
-        # Operand skew: A lane i is delayed R - t cycles (t = i, or the top row of a PE covering
-        # several rows, whose rows all keep the top row's timing), B lane j is delayed j + 1 cycles.
         per_pe = self.pe.rows_per_pe
         spans = [range(top, min(top + per_pe, rows)) for top in range(0, rows, per_pe)]
         row_advance = [stall_copy() for _ in spans]
+        a_skew, b_skew = operand_skew(rows, cols, per_pe)
         a_lanes, b_lanes = [], []
         for g, span in enumerate(spans):
             with m.If(row_advance[g]):
-                a_lanes += [self._delay(m, self.a.payload[i], rows - i + i % per_pe, f"a{i}_") for i in span]
+                a_lanes += [self._delay(m, self.a.payload[i], a_skew[i], f"a{i}_") for i in span]
         with m.If(row_advance[-1]):   # the bottom row takes the B lanes
-            b_lanes = [self._delay(m, self.b.payload[j], j + 1, f"b{j}_") for j in range(cols)]
+            b_lanes = [self._delay(m, self.b.payload[j], b_skew[j], f"b{j}_") for j in range(cols)]
 
         control = [[data.View(pe_control, Signal(pe_control.size, name=f"ctrl_{span[0]}_{j}", attrs={"keep": 1}))
                     for j in range(cols)] for span in spans]

@@ -10,13 +10,15 @@ training step of the digits MLP. Place and route is expensive, so it does not se
    LUT-equiv, FF and DSP of each kind and mapping; a least-squares fit
    ``count = per_pe * R*C + per_row * R + per_col * C + fixed`` extrapolates them; an MX array also
    has ``+ per_unit * U``, U its float32 units (one per ``block // C`` rows: the wider the array,
-   the fewer rows a unit serves), fitted to sizes with more than one unit.
+   the fewer rows a unit serves), fitted to sizes with more than one unit. The flip-flops of the
+   operand skew (:func:`rtl.array.operand_skew`: quadratic in R and C) are counted exactly, not
+   fitted: fitted linearly they made the MX arrays' flip-flops at chip size 9-15 % low.
 2. **Prediction.** The R x C (each 2..32, C at most an MX array's block, sides at most :data:`MAX_ASPECT` apart) with the most
-   PEs whose predicted LUT-equiv is within the budget and whose predicted DSPs are within the
-   device's multipliers (ties: fewer LUTs, then the squarer array).
+   PEs whose predicted LUT-equiv is within the budget, whose flip-flops are within :data:`FF_BUDGET`
+   and whose predicted DSPs are within the device's multipliers (ties: fewer LUTs, then the squarer array).
 3. **Measurement.** Yosys at that size; one place and route (seed 1, the flow's clock constraint)
-   if Yosys' count is within :data:`ACCEPT` of the LUTs. A design over it, or one nextpnr cannot
-   place, steps down once to the best predicted size with fewer PEs.
+   if Yosys' counts are within :data:`ACCEPT` of the LUTs and :data:`FF_ACCEPT` of the flip-flops. A
+   design over them, or one nextpnr cannot place, steps down once to the best predicted size with fewer PEs.
 4. **Training step.** The array GEMMs of one step of the digits MLP of the training-steps bench
    (six GEMMs: FWD, BWD_DATA and BWD_WEIGHT of its two 4-bit layers, batch 32) run on the
    simulated array at the chosen size (Verilator, the bench's ``training_step`` test, every output
@@ -59,6 +61,10 @@ DEVICES = {"LFE5U-25F": flow.ECP5_25F, "LFE5U-85F": flow.TARGETS["ecp5-85f"]}
 MAPPINGS = ("lut", "dsp")
 #: Share of the device's LUTs the predicted array may use, and what a measured one may use.
 BUDGET, ACCEPT = 0.85, 0.88
+#: The same for its flip-flops. MX arrays at 72-73 % of the flip-flops placed at the placer's usual
+#: speed; at 78 % its first iteration took 8x as long, at 84 % none ended in 7 min, at 87-89 % nextpnr
+#: found no legal placement (2026-12-05, README "Chip level").
+FF_BUDGET, FF_ACCEPT = 0.72, 0.75
 #: Array sizes of the Yosys-only runs the cost model is fitted to (4 parameters: 4 sizes at least).
 FIT_SIZES = ((2, 2), (2, 4), (4, 2), (3, 3), (4, 4))
 #: For arrays of about 1,000 LUT-equiv per PE (FP16), where a 4 x 4 takes long in Yosys.
@@ -211,6 +217,20 @@ COUNTS = ("lut_equiv", "ff", "dsp")
 TERMS = ("per_pe", "per_row", "per_col", "fixed", "per_unit")
 
 
+def skew_registers(size, skew):
+    """Flip-flops of an R x C array's operand skew; ``skew``: ``{"width": operand bits, "rows_per_pe"}``."""
+    from rtl.array import operand_skew
+
+    a_delays, b_delays = operand_skew(*size, skew["rows_per_pe"])
+    return skew["width"] * (sum(a_delays) + sum(b_delays))
+
+
+def operand_skew_of(generate, kind):
+    """``{"width", "rows_per_pe"}`` of ``kind``'s operand skew (for :func:`fit`)."""
+    return _unelaborated(generate, kind, (SIZE_MIN, SIZE_MIN),
+                         lambda array: {"width": array.pe.operand_width, "rows_per_pe": array.pe.rows_per_pe})
+
+
 def shared_units(size, block):
     """Float32 units of an R x C MX array of ``block``: one per group of ``block // C`` rows (C at most
     ``block``: a ValueError naming the size otherwise)."""
@@ -225,11 +245,13 @@ def _terms(size, block=None):
     return [rows * cols, rows, cols, 1] + ([shared_units(size, block)] if block else [])
 
 
-def fit(points, block=None):
+def fit(points, block=None, skew=None):
     """Least-squares cost model from ``[((R, C), {"lut_equiv", "ff", "dsp"})]``.
 
     Returns ``{count: {"per_pe", "per_row", "per_col", "fixed"}}``; with ``block`` (an array whose
-    rows share float32 units, :func:`shared_units`) also ``"per_unit"``, and ``"block"``.
+    rows share float32 units, :func:`shared_units`) also ``"per_unit"``, and ``"block"``; with
+    ``skew`` (:func:`operand_skew_of`) the flip-flops are fitted without the skew's
+    (:func:`skew_registers`), which :func:`predict` adds back, and ``"skew"``.
     """
     needed = 5 if block else 4
     if len(points) < needed:
@@ -238,8 +260,11 @@ def fit(points, block=None):
     if np.linalg.matrix_rank(design) < needed:
         raise ValueError(f"the sizes {[size for size, _ in points]} cannot separate the cost model's {needed} terms")
     model = {"block": block} if block else {}
+    if skew:
+        model["skew"] = dict(skew)
     for count in COUNTS:
-        measured = np.array([counts[count] for _, counts in points], float)
+        measured = np.array([counts[count] - (skew_registers(size, skew) if skew and count == "ff" else 0)
+                             for size, counts in points], float)
         coefficients = np.linalg.lstsq(design, measured, rcond=None)[0]
         model[count] = dict(zip(TERMS, map(float, coefficients)))
     return model
@@ -248,12 +273,16 @@ def fit(points, block=None):
 def predict(model, size):
     """Predicted ``{lut_equiv, ff, dsp}`` (rounded) of an R x C array."""
     terms = _terms(size, model.get("block"))
-    return {count: max(0, round(sum(model[count][key] * t for key, t in zip(TERMS, terms)))) for count in COUNTS}
+    counts = {count: sum(model[count][key] * t for key, t in zip(TERMS, terms)) for count in COUNTS}
+    if model.get("skew"):
+        counts["ff"] += skew_registers(size, model["skew"])
+    return {count: max(0, round(value)) for count, value in counts.items()}
 
 
-def largest_size(model, device, mapping, below=None, budget=BUDGET, row_step=1):
-    """The R x C with the most PEs that the model puts within ``budget`` of ``device``'s LUTs (and,
-    for the dsp mapping, within its multipliers); ``below`` limits the PE count (a step down).
+def largest_size(model, device, mapping, below=None, budget=BUDGET, row_step=1, ff_budget=FF_BUDGET):
+    """The R x C with the most PEs that the model puts within ``budget`` of ``device``'s LUTs and
+    ``ff_budget`` of its flip-flops (and, for the dsp mapping, within its multipliers); ``below``
+    limits the PE count (a step down).
 
     Raises :class:`DoesNotFit` when not even 2 x 2 fits.
     """
@@ -263,7 +292,7 @@ def largest_size(model, device, mapping, below=None, budget=BUDGET, row_step=1):
             if (below is not None and rows * cols >= below) or max(rows, cols) > MAX_ASPECT * min(rows, cols):
                 continue
             counts = predict(model, (rows, cols))
-            if counts["lut_equiv"] > budget * device.luts:
+            if counts["lut_equiv"] > budget * device.luts or counts["ff"] > ff_budget * device.ffs:
                 continue
             if counts["dsp"] > (device.dsps if mapping == "dsp" else 0):
                 continue
@@ -272,9 +301,10 @@ def largest_size(model, device, mapping, below=None, budget=BUDGET, row_step=1):
                 best = (rank, (rows, cols))
     if best is None:
         smallest = predict(model, (SIZE_MIN, SIZE_MIN))
-        raise DoesNotFit(f"no array of this kind fits {device.part} within {budget:.0%} of its LUTs: "
-                         f"the smallest, {SIZE_MIN}x{SIZE_MIN}, needs {smallest['lut_equiv']:,} LUT-equiv "
-                         f"({100 * smallest['lut_equiv'] / device.luts:.0f} %) and {smallest['dsp']} DSPs")
+        raise DoesNotFit(f"no array of this kind fits {device.part} within {budget:.0%} of its LUTs and "
+                         f"{ff_budget:.0%} of its flip-flops: the smallest, {SIZE_MIN}x{SIZE_MIN}, needs "
+                         f"{smallest['lut_equiv']:,} LUT-equiv ({100 * smallest['lut_equiv'] / device.luts:.0f} %), "
+                         f"{smallest['ff']:,} FF ({100 * smallest['ff'] / device.ffs:.0f} %) and {smallest['dsp']} DSPs")
     return best[1]
 
 
@@ -342,16 +372,26 @@ def run_synthesis(job):
     return {**_counts(result), "cached": result["cached"], "wall_seconds": time.monotonic() - start}
 
 
+def over_accepted(name, counts, device):
+    """Why Yosys' ``counts`` are too many to place on ``device`` (over :data:`ACCEPT` of its LUTs or
+    :data:`FF_ACCEPT` of its flip-flops), else None."""
+    for need, have, accept, what, unit in ((counts["lut_equiv"], device.luts, ACCEPT, "LUT-equiv", "LUTs"),
+                                           (counts["ff"], device.ffs, FF_ACCEPT, "FF", "flip-flops")):
+        if need > accept * have:
+            return (f"{name} needs {need:,} {what}, {100 * need / have:.0f} % of {device.part}'s {have:,} {unit} "
+                    f"(over the {accept:.0%} accepted)")
+    return None
+
+
 def run_placement(job):
     start = time.monotonic()
     device = DEVICES[job.device]
     synthesized = _synthesize(job.kind, job.size, job.mapping)
     out = {**_counts(synthesized), "lut_share": synthesized["lut_equiv"] / device.luts}
-    if synthesized["lut_equiv"] > ACCEPT * device.luts:
+    over = over_accepted(label(job.kind, job.size), synthesized, device)
+    if over:
         return {**out, "fmax_mhz": None, "cached": synthesized["cached"], "wall_seconds": time.monotonic() - start,
-                "error": f"{label(job.kind, job.size)} needs {synthesized['lut_equiv']:,} LUT-equiv, "
-                         f"{100 * out['lut_share']:.0f} % of {device.part}'s {device.luts:,} LUTs "
-                         f"(over the {ACCEPT:.0%} accepted)"}
+                "error": over}
     if not job.place:
         return {**out, "fmax_mhz": None, "cached": synthesized["cached"], "wall_seconds": time.monotonic() - start,
                 "error": "not placed (--stop-after yosys)", "not_placed": True}
@@ -604,12 +644,14 @@ def method_notes():
         f"{', '.join(f'{r}x{c}' for r, c in FIT_SIZES)} (FP16 arrays: without 4x4), least-squares fit of LUT-equiv, FF and DSP to "
         "per PE x R x C + per row x R + per column x C + fixed; MX arrays add per float32 unit x U (U = "
         "ceil(R / (32 // C)): a unit serves fewer rows the wider the array) and are fitted to "
-        f"{', '.join(f'{r}x{c}' for r, c in MX_FIT_SIZES[len(FIT_SIZES):])} (two units) besides.",
+        f"{', '.join(f'{r}x{c}' for r, c in MX_FIT_SIZES[len(FIT_SIZES):])} (two units) besides. The flip-flops of "
+        "the operand skew (operand bits x (R(R+1)/2 + C(C+1)/2) for a PE per row) are counted exactly and fitted "
+        "without.",
         f"Prediction: the R x C (each {SIZE_MIN}..{SIZE_MAX}, the longer side at most {MAX_ASPECT}x the shorter) "
-        f"with the most PEs within {BUDGET:.0%} of the "
-        "device's LUTs (and its MULT18X18D count with the dsp mapping); then one Yosys run and one place and "
+        f"with the most PEs within {BUDGET:.0%} of the device's LUTs and {FF_BUDGET:.0%} of its flip-flops "
+        "(and its MULT18X18D count with the dsp mapping); then one Yosys run and one place and "
         f"route (nextpnr seed {SEED}, analytic placer, {ROUTER} with the clock on the package's primary-clock pin) "
-        f"at that size; a measured array over {ACCEPT:.0%} of the LUTs, or one that "
+        f"at that size; a measured array over {ACCEPT:.0%} of the LUTs or {FF_ACCEPT:.0%} of the flip-flops, or one that "
         "does not place, steps down once.",
         "LUT-equiv counts the array alone (the flow's harness excluded): LUT4 + 2 x CCU2C + 6 x TRELLIS_DPR16X4; "
         "% of LUTs is that over the device's LUT4 count (LFE5U-25F 24,288, LFE5U-85F 83,640).",
@@ -686,7 +728,8 @@ def main(argv=None):
     fitted = _run_all(run_synthesis, fits, n_jobs, history, lambda j: j.size[0] * j.size[1], "yosys")
     points = {(kind, mapping): [(j.size, fitted[j]) for j in fits if (j.kind, j.mapping) == (kind, mapping)]
               for kind, mapping in measured}
-    models = {(kind.name, mapping): fit(points[kind, mapping], kind.block) for kind, mapping in measured}
+    skews = {kind: operand_skew_of(generate, kind) for kind, _ in measured}
+    models = {(kind.name, mapping): fit(points[kind, mapping], kind.block, skews[kind]) for kind, mapping in measured}
     # Where Yosys infers no multiplier, the dsp mapping is the LUT-only design: placed once.
     as_lut = {kind for kind, mapping in measured if mapping == "dsp" and (kind, "lut") in points
               and all(counts["dsp"] == 0 for _, counts in points[kind, mapping])

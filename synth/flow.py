@@ -87,6 +87,11 @@ class Target:
     dsps: int
 
     @property
+    def ffs(self):
+        """Flip-flops: one per LUT4 on ECP5 and iCE40."""
+        return self.luts
+
+    @property
     def nextpnr(self):
         return f"yowasp-nextpnr-{self.family}"
 

@@ -490,8 +490,7 @@ def key_figures(key):
                      f"({c['fourbit']} / {c['fp16']}"
                      + (", estimated" if c.get("estimated") else "") + f"), {synth_report.side(c['gmac_ratio'])} IBM's 7x")
     if head or key.get("chip"):
-        lines.append("these ratios are FPGA throughput per LUT and per device; IBM's 7x was the speed and energy of a "
-                     "training chip")
+        lines.append(synth_report.NOT_IBM)
     outside = [name for name in key["stages"] if name not in DEFAULT_FLOW]
     if outside:
         lines.append("outside the default flow, last results: " + "; ".join(

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from golden.tiling import Mode
+from rtl.array import operand_skew
 from synth import chip, flow
 
 LINEAR = {"lut_equiv": (200, 10, 20, 300), "ff": (120, 8, 30, 50), "dsp": (0, 0, 0, 0)}
@@ -98,9 +99,53 @@ def test_the_dsp_mapping_stays_within_the_multipliers_and_a_step_down_has_fewer_
 
 
 def test_nothing_fits_a_tiny_device():
-    with pytest.raises(chip.DoesNotFit, match=r"no array of this kind fits LFE5U-25F within 85% of its LUTs: the "
-                                              r"smallest, 2x2, needs 1,160 LUT-equiv \(116 %\)"):
+    with pytest.raises(chip.DoesNotFit, match=r"no array of this kind fits LFE5U-25F within 85% of its LUTs and 72% "
+                                              r"of its flip-flops: the smallest, 2x2, needs 1,160 LUT-equiv \(116 %\), "
+                                              r"606 FF \(61 %\) and 0 DSPs"):
         chip.largest_size(model(), dataclasses.replace(flow.ECP5_25F, luts=1000), "lut")
+
+
+def test_the_operand_skew_is_a_triangle_of_registers_per_side():
+    # A lane i waits R - t cycles (t: the top row of its PE), B lane j waits j + 1
+    assert operand_skew(4, 3) == ([4, 3, 2, 1], [1, 2, 3])
+    assert operand_skew(4, 3, rows_per_pe=2) == ([4, 4, 2, 2], [1, 2, 3])
+    # 12-bit lanes: 12 x (22 x 23 / 2 + 16 x 17 / 2) = 12 x (253 + 136)
+    assert chip.skew_registers((22, 16), {"width": 12, "rows_per_pe": 1}) == 4_668
+
+
+def test_the_skew_flip_flops_are_counted_not_fitted():
+    skew = {"width": 12, "rows_per_pe": 1}
+
+    def counts(size):
+        linear = linear_counts(size)
+        return {**linear, "ff": linear["ff"] + chip.skew_registers(size, skew)}
+
+    fitted = chip.fit([(size, counts(size)) for size in chip.FIT_SIZES], skew=skew)
+    assert fitted["skew"] == skew and fitted["ff"]["per_pe"] == pytest.approx(120)
+    assert chip.predict(fitted, (22, 16)) == counts((22, 16))
+    # fitted linearly, the quadratic skew is extrapolated low at chip size
+    linear_only = chip.fit([(size, counts(size)) for size in chip.FIT_SIZES])
+    assert chip.predict(linear_only, (22, 16))["ff"] < counts((22, 16))["ff"]
+
+
+def test_largest_size_keeps_the_flip_flops_within_their_budget():
+    ff_heavy = {**LINEAR, "ff": (190, 8, 30, 50)}           # more flip-flops than LUT-equiv per PE
+    device = chip.DEVICES["LFE5U-85F"]
+    rows, cols = chip.largest_size(model(ff_heavy), device, "lut")
+    assert linear_counts((rows, cols), ff_heavy)["ff"] <= chip.FF_BUDGET * device.ffs
+    assert rows * cols == max(r * c for r in range(2, 33) for c in range(2, 33)
+                              if linear_counts((r, c), ff_heavy)["ff"] <= chip.FF_BUDGET * device.ffs
+                              and max(r, c) <= 2 * min(r, c))
+    assert linear_counts((rows, cols), ff_heavy)["lut_equiv"] < chip.BUDGET * device.luts   # LUTs left over
+
+
+def test_a_measured_array_over_the_accepted_flip_flops_is_not_placed():
+    device = chip.DEVICES["LFE5U-85F"]
+    counts = {"lut_equiv": 59_260, "ff": 65_600, "dsp": 0}
+    assert chip.over_accepted("mx_array 24x16", counts, device) == (
+        "mx_array 24x16 needs 65,600 FF, 78 % of LFE5U-85F's 83,640 flip-flops (over the 75% accepted)")
+    assert chip.over_accepted("mx_array 22x16", {**counts, "ff": 60_048}, device) is None
+    assert "over the 88% accepted" in chip.over_accepted("x", {**counts, "lut_equiv": 75_000}, device)
 
 
 def test_an_explicit_size_that_cannot_fit_names_the_device_the_size_and_the_utilization():

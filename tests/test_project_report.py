@@ -62,6 +62,7 @@ def test_sections_carry_the_stage_results(tmp_path):
     assert "985 LUT4 + 85 CCU2C = 1,155 LUT-equiv" in text and synth_report.NOT_IBM in text
     assert ("synthesis: int4_mac (width=24, signed_a=0): 100 LUT-equiv at 200 MHz, 50.0x the MAC/s per LUT of the "
             "best FP16 MAC (fp16_mac), above IBM's 7x") in lines
+    assert synth_report.NOT_IBM in lines
     assert "| training_array 2x2 | ecp5-85f / lut | 900 | 400 | 0 | 150.0 | 600.00 MMAC/s |" in text
     assert "![arrays fmax](synth/arrays_fmax.png)" in text
     assert "| sim | 12.5 |" in text
