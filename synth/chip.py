@@ -896,7 +896,7 @@ def merge(previous, this_run, model_entries, rows, shapes):
     report = {
         "generated_utc": this_run["date"], "cores": this_run["cores"], "load_average": this_run["load_average"],
         "wall_seconds": this_run["wall_seconds"], "runs": runs,
-        "budget": BUDGET, "accept": ACCEPT, "seed": SEED, "method": method_notes(),
+        "budget": BUDGET, "accept": ACCEPT, "ff_budget": FF_BUDGET, "ff_accept": FF_ACCEPT, "seed": SEED, "method": method_notes(),
         "devices": {part: {"luts": d.luts, "dsps": d.dsps, "nextpnr": list(d.nextpnr_args)} for part, d in DEVICES.items()},
         "models": model_entries,
         "step_gemms": [{"mode": Mode(mode).name, "shape": [m, k, n]} for mode, m, k, n in shapes],
