@@ -688,9 +688,9 @@ def parse_size(text):
 def _parser():
     parser = argparse.ArgumentParser(
         prog="python -m synth.chip", description=__doc__.splitlines()[0],
-        epilog="Run time (2026-12-05, two runs at a time on 2 cores): an LFE5U-85F cell about 50 min of CPU (Yosys "
-               "4 min, placement 33-36, routing 5.5, training step 6.5-8.5), an LFE5U-25F cell 4-9 min; the cells measured "
-               "sum to 147 min, the whole default run is about 5-6 h of CPU (estimate).")
+        epilog="Run time (2026-12-05, cell by cell on 2 shared cores, wall times under load): an LFE5U-85F "
+               "cell 26-52 min (an MX one 91-97 min at low priority), an LFE5U-25F cell 4-44 min; a whole run on two "
+               "idle cores is estimated at 3-4 h (README, make chip).")
     parser.add_argument("--devices", nargs="+", choices=list(DEVICES), default=list(DEVICES))
     parser.add_argument("--mappings", nargs="+", choices=MAPPINGS, default=list(MAPPINGS))
     parser.add_argument("--kinds", nargs="+", metavar="KIND",
