@@ -18,7 +18,8 @@ training step of the digits MLP. Place and route is expensive, so it does not se
    and whose predicted DSPs are within the device's multipliers (ties: fewer LUTs, then the squarer array).
 3. **Measurement.** Yosys at that size; one place and route (seed 1, the flow's clock constraint)
    if Yosys' counts are within :data:`ACCEPT` of the LUTs and :data:`FF_ACCEPT` of the flip-flops. A
-   design over them, or one nextpnr cannot place, steps down once to the best predicted size with fewer PEs.
+   design over them, one nextpnr cannot place, or one it has not finished in :data:`PNR_TIMEOUT`
+   steps down once to the best predicted size with fewer PEs.
 4. **Training step.** The array GEMMs of one step of the digits MLP of the training-steps bench
    (six GEMMs: FWD, BWD_DATA and BWD_WEIGHT of its two 4-bit layers, batch 32) run on the
    simulated array at the chosen size (Verilator, the bench's ``training_step`` test, every output
@@ -80,6 +81,10 @@ SEED = 1
 #: nextpnr's router for the chip-size arrays: router1 did not converge in 35 min on a 4-bit array at
 #: 78 % of the 25F's logic cells, router2 routes it in about a minute (docs/rtl.md, "Chip-size synthesis").
 ROUTER = "router2"
+#: Seconds a chip-size place and route may take before it is stopped and the size steps down: the
+#: slowest that finished took 66 min (MXFP4 21x16 at low priority beside 3-4 jobs on 2 cores), while
+#: router2 on the FP16 6x10 with DSPs kept 12-32 wires overused for 150 iterations without end.
+PNR_TIMEOUT = 120 * 60
 SYNTH_TARGET = "ecp5-85f"
 OUT_DIR = Path("build/chip")
 #: The committed copy of the last chip report (see the module docstring).
@@ -396,7 +401,7 @@ def run_placement(job):
         return {**out, "fmax_mhz": None, "cached": synthesized["cached"], "wall_seconds": time.monotonic() - start,
                 "error": "not placed (--stop-after yosys)", "not_placed": True}
     placed = flow.place_and_route(synthesized, SEED, CACHE_DIR, device=device, label=label(job.kind, job.size),
-                                  log=print, router=ROUTER)
+                                  log=print, router=ROUTER, timeout=PNR_TIMEOUT)
     return {**out, "fmax_mhz": placed["fmax_mhz"], "utilization": placed["utilization"],
             **{key: placed.get(key) for key in ("router", "place_seconds", "route_seconds", "date")},
             "error": placed.get("error"), "cached": synthesized["cached"] and placed["cached"],
@@ -651,8 +656,8 @@ def method_notes():
         f"with the most PEs within {BUDGET:.0%} of the device's LUTs and {FF_BUDGET:.0%} of its flip-flops "
         "(and its MULT18X18D count with the dsp mapping); then one Yosys run and one place and "
         f"route (nextpnr seed {SEED}, analytic placer, {ROUTER} with the clock on the package's primary-clock pin) "
-        f"at that size; a measured array over {ACCEPT:.0%} of the LUTs or {FF_ACCEPT:.0%} of the flip-flops, or one that "
-        "does not place, steps down once.",
+        f"at that size; a measured array over {ACCEPT:.0%} of the LUTs or {FF_ACCEPT:.0%} of the flip-flops, one that "
+        f"does not place, or one nextpnr has not finished in {PNR_TIMEOUT // 60} min, steps down once.",
         "LUT-equiv counts the array alone (the flow's harness excluded): LUT4 + 2 x CCU2C + 6 x TRELLIS_DPR16X4; "
         "% of LUTs is that over the device's LUT4 count (LFE5U-25F 24,288, LFE5U-85F 83,640).",
         "GMAC/s = PEs x Fmax x MACs per PE per cycle. Fmax is nextpnr's for one seed.",

@@ -137,6 +137,10 @@ class FlowError(RuntimeError):
     """A tool failed or did not write its output; the message ends with the tail of its log."""
 
 
+class FlowTimeout(FlowError):
+    """A tool did not finish in the time it was given (and was stopped)."""
+
+
 def fit_problem(label, counts, device):
     """Why a design with ``counts`` (``lut_equiv``, ``dsp``) cannot fit ``device``, else None.
 
@@ -159,8 +163,9 @@ def fit_problem(label, counts, device):
 _announced = set()
 
 
-def _run_tool(command, args, cwd, log_name, log=print):
+def _run_tool(command, args, cwd, log_name, log=print, timeout=None):
     """Run a yowasp tool in ``cwd`` with its output in ``cwd/log_name``; return the seconds taken.
+    A tool still running after ``timeout`` seconds is killed (:class:`FlowTimeout`).
 
     Paths given to the tools are relative to ``cwd``: the WebAssembly builds map the host's /tmp
     to a private directory, so absolute /tmp paths would not be seen.
@@ -173,8 +178,12 @@ def _run_tool(command, args, cwd, log_name, log=print):
     log_path = Path(cwd) / log_name
     start = time.monotonic()
     with open(log_path, "w") as log_file:
-        returncode = subprocess.run([_executable(command), *args], cwd=cwd, stdout=log_file,
-                                    stderr=subprocess.STDOUT).returncode
+        try:
+            returncode = subprocess.run([_executable(command), *args], cwd=cwd, stdout=log_file,
+                                        stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            raise FlowTimeout(f"{command} did not finish in {timeout / 60:g} min in {cwd} and was stopped\n"
+                              f"{_tail(log_path)}") from None
     elapsed = time.monotonic() - start
     if returncode != 0:
         raise FlowError(f"{command} exited with {returncode} in {cwd}\n{_tail(log_path)}")
@@ -396,7 +405,7 @@ def clock_lpf(target):
 
 
 def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, device=None, label=None,
-                    router="router1"):
+                    router="router1", timeout=None):
     """nextpnr on a synthesized netlist; returns the P&R result dict (cached).
 
     The result has ``fmax_mhz`` (None if the design did not fit; ``error`` says why, naming
@@ -405,7 +414,8 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, dev
     ``route_seconds`` in the placers and routers) and the ``date`` it was placed. A design whose cell
     counts exceed the device is not given to nextpnr. ``device`` (a :class:`Target` of the same family) places on
     another device than the one synthesized for. ``router`` is nextpnr's (:data:`ROUTERS`); with
-    ``router2`` the clock is locked to the package's primary-clock pin (:func:`clock_lpf`).
+    ``router2`` the clock is locked to the package's primary-clock pin (:func:`clock_lpf`). A nextpnr
+    run longer than ``timeout`` seconds is stopped: ``error`` says so, and the result is not cached.
     """
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {ROUTERS}, got {router!r}")
@@ -437,7 +447,12 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, dev
         if lpf:
             (work / "clock.lpf").write_text(lpf)
         try:
-            seconds = _run_tool(spec.nextpnr, args, work, "nextpnr.out", log)
+            seconds = _run_tool(spec.nextpnr, args, work, "nextpnr.out", log, timeout=timeout)
+        except FlowTimeout:
+            (work / "netlist.json").unlink(missing_ok=True)
+            return {**result, "fmax_mhz": None, "utilization": {}, "seconds": timeout, "cached": False,
+                    "error": f"{label} did not finish place and route in {timeout / 60:g} min "
+                             f"(nextpnr stopped; its log: {work / 'nextpnr.log'})"}
         except FlowError:
             if not _does_not_fit(work / "nextpnr.log"):
                 raise

@@ -340,3 +340,15 @@ def test_without_a_build_the_report_and_the_format_table_read_the_committed_reco
     (build / "chip").mkdir()
     (build / "chip" / "chip.json").write_text(json.dumps(sample_report()))
     assert chip.load_report(build) == (sample_report(), "build/chip/chip.json")
+
+
+def test_a_place_and_route_that_does_not_finish_in_time_is_a_failure_to_step_down_from(monkeypatch):
+    calls = []
+    monkeypatch.setattr(chip, "_synthesize", lambda kind, size, mapping: {
+        "lut_equiv": 50_000, "ff": 31_000, "dsp": 120, "cached": True})
+    monkeypatch.setattr(chip.flow, "place_and_route", lambda *args, **kwargs: calls.append(kwargs) or {
+        "fmax_mhz": None, "utilization": {}, "error": "fp16_array 6x10 did not finish place and route in 120 min",
+        "cached": False})
+    result = chip.run_placement(chip.Placement(chip.KINDS["fp16"], (6, 10), "dsp", "LFE5U-85F"))
+    assert calls[0]["timeout"] == chip.PNR_TIMEOUT == 7200
+    assert result["fmax_mhz"] is None and "did not finish" in result["error"]

