@@ -448,8 +448,7 @@ def place_and_route(synth_result, seed, cache_dir, freq_mhz=None, log=print, dev
             (work / "clock.lpf").write_text(lpf)
         try:
             seconds = _run_tool(spec.nextpnr, args, work, "nextpnr.out", log, timeout=timeout)
-        except FlowTimeout:
-            (work / "netlist.json").unlink(missing_ok=True)
+        except FlowTimeout:   # returns before the result is cached; ``finally`` removes the netlist copy
             return {**result, "fmax_mhz": None, "utilization": {}, "seconds": timeout, "cached": False,
                     "error": f"{label} did not finish place and route in {timeout / 60:g} min "
                              f"(nextpnr stopped; its log: {work / 'nextpnr.log'})"}
